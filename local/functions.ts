@@ -1,0 +1,130 @@
+/**
+ * Serves each Edge Function with real Deno from its deployed entrypoint, one
+ * process per instance (hosted Supabase runs many instances of a function; the
+ * local stack can run several side by side to prove the design holds).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import type { FunctionConfig } from "./project.ts";
+import { denoBinary, repoRoot } from "./toolchain.ts";
+
+export interface FunctionInstance {
+  name: string;
+  index: number;
+  port: number;
+  /** True while the process is up and listening. */
+  readonly ready: boolean;
+  start(): Promise<void>;
+  /** SIGTERM, then SIGKILL after the grace period. */
+  stop(): Promise<void>;
+  /** SIGKILL at once: a crash, for fault tests. */
+  kill(): Promise<void>;
+}
+
+export interface FunctionRunnerOptions {
+  env: Record<string, string>;
+  log: (line: string) => void;
+  graceMs?: number;
+}
+
+const hostScript = path.join(repoRoot, "local", "deno", "function-host.ts");
+
+/** Creates (does not start) an instance of `fn` that will listen on `port`. */
+export function createFunctionInstance(
+  fn: FunctionConfig,
+  index: number,
+  port: number,
+  options: FunctionRunnerOptions,
+): FunctionInstance {
+  let child: ChildProcess | undefined;
+  let ready = false;
+  const graceMs = options.graceMs ?? 12_000;
+  const label = index === 0 ? fn.name : `${fn.name}#${index}`;
+
+  const exited = () =>
+    new Promise<void>((resolve) => {
+      if (!child || child.exitCode !== null || child.signalCode !== null) resolve();
+      else child.once("exit", () => resolve());
+    });
+
+  const instance: FunctionInstance = {
+    name: fn.name,
+    index,
+    port,
+    get ready() {
+      return ready;
+    },
+    start() {
+      if (child && child.exitCode === null && child.signalCode === null) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const proc = spawn(denoBinary(), [
+          "run",
+          "--quiet",
+          "--no-prompt",
+          "--allow-net",
+          "--allow-env",
+          "--allow-read",
+          "--allow-sys",
+          `--config=${path.join(repoRoot, "deno.json")}`,
+          hostScript,
+        ], {
+          cwd: repoRoot,
+          env: {
+            PATH: process.env.PATH ?? "",
+            HOME: process.env.HOME ?? "",
+            DENO_DIR: process.env.DENO_DIR ?? path.join(repoRoot, ".local", "deno-cache"),
+            NO_COLOR: "1",
+            ...options.env,
+            CUTOVER_FUNCTION_ENTRYPOINT: fn.entrypoint,
+            CUTOVER_FUNCTION_PORT: String(port),
+            CUTOVER_FUNCTION_INSTANCE: label,
+            CUTOVER_SHUTDOWN_GRACE_MS: String(graceMs - 2000),
+          },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        child = proc;
+        let settled = false;
+        const onLine = (line: string) => {
+          if (!settled && line.includes("function-host: listening")) {
+            settled = true;
+            ready = true;
+            resolve();
+            return;
+          }
+          options.log(`[${label}] ${line}`);
+        };
+        createInterface({ input: proc.stdout! }).on("line", onLine);
+        createInterface({ input: proc.stderr! }).on("line", onLine);
+        proc.once("exit", (code, signal) => {
+          ready = false;
+          if (!settled) {
+            settled = true;
+            reject(
+              new Error(
+                `function ${label} exited before listening (code ${code}, signal ${signal})`,
+              ),
+            );
+          }
+        });
+      });
+    },
+    async stop() {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const done = exited();
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child?.kill("SIGKILL"), graceMs);
+      await done;
+      clearTimeout(timer);
+      ready = false;
+    },
+    async kill() {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const done = exited();
+      child.kill("SIGKILL");
+      await done;
+      ready = false;
+    },
+  };
+  return instance;
+}
