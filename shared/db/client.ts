@@ -31,3 +31,15 @@ export function isConnectionError(error: unknown): boolean {
     code === "CONNECTION_ENDED" || code === "CONNECTION_DESTROYED" || code === "ECONNRESET" ||
     code === "57P01" || code === "57P02" || code === "57P03" || code === "53300";
 }
+
+/**
+ * True when retrying the same statement may succeed: the database is
+ * unreachable, shutting down, out of connections, or the transaction lost a
+ * serialization or deadlock race.
+ */
+export function isTransientDbError(error: unknown): boolean {
+  if (isConnectionError(error)) return true;
+  const code = (error as { code?: string } | null)?.code ?? "";
+  return code === "40001" || code === "40P01" || code.startsWith("08") || code.startsWith("53") ||
+    code.startsWith("57");
+}

@@ -1,0 +1,38 @@
+/**
+ * One throwaway stack for the integration project: started before the first
+ * file, stopped after the last. Tests reach it through `inject("stack")`.
+ */
+import type { TestProject } from "vitest/node";
+import { removeStateDir, type SpawnedStack, spawnStack } from "../helpers/spawn-stack.ts";
+
+let stack: SpawnedStack | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  stack = await spawnStack({ extraArgs: ["--instances", "ws-fanout=2"] });
+  project.provide("stack", {
+    info: stack.info,
+    stateDir: stack.stateDir,
+    jwtSecret: stack.jwtSecret,
+    ports: stack.ports,
+    pid: stack.process.pid!,
+  });
+}
+
+export async function teardown(): Promise<void> {
+  if (!stack) return;
+  const code = await stack.stop();
+  if (code !== 0) console.error(`stack exited with ${code}:\n${stack.output()}`);
+  removeStateDir(stack.stateDir);
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    stack: {
+      info: import("../../local/stack.ts").StackInfo;
+      stateDir: string;
+      jwtSecret: string;
+      ports: { api: number; db: number; dashboard: number };
+      pid: number;
+    };
+  }
+}
