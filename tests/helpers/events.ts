@@ -55,6 +55,6 @@ export function ingest(
       ...(options.gzip ? { "content-encoding": "gzip" } : {}),
       ...options.headers,
     },
-    body: payload,
+    body: payload as BodyInit,
   });
 }

@@ -236,7 +236,7 @@ describe("ingest: errors change nothing", () => {
       for (
         const headers of [{ "content-type": "text/plain" }, { "content-type": "" }, {
           "content-encoding": "br",
-        }]
+        }] as Record<string, string>[]
       ) {
         const res = await ingest(makeEvent(), { headers });
         expect(res.status).toBe(415);
