@@ -63,6 +63,16 @@ export function unpackBody(body: unknown, limits: IngestLimits): BodyShape {
 const encoder = new TextEncoder();
 
 /**
+ * The oldest event time ingest accepts: UTC midnight of `nowMs`'s day minus
+ * `retentionDays`, so that whole days expire together with their partitions.
+ */
+export function retentionHorizonMs(nowMs: number, retentionDays: number): number {
+  const now = new Date(nowMs);
+  return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) -
+    retentionDays * 86_400_000;
+}
+
+/**
  * Validates, classifies, identifies, checksums and routes each item. Within
  * one request a repeated id is marked `duplicateOf` the first occurrence.
  */

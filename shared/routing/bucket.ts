@@ -60,7 +60,12 @@ export function bucketOf(key: string, category: string): number {
   return murmur3(encoder.encode(`${category}:${key}`)) % BUCKETS;
 }
 
+/** The split's threshold: a key is inside a `percentage` (0–100) split when its bucket is below it. */
+export function splitThreshold(percentage: number): number {
+  return Math.round(percentage * 100);
+}
+
 /** True when the key falls inside a `percentage` (0–100) split of the category. */
 export function inSplit(key: string, category: string, percentage: number): boolean {
-  return bucketOf(key, category) < Math.round(percentage * 100);
+  return bucketOf(key, category) < splitThreshold(percentage);
 }

@@ -16,7 +16,7 @@
  */
 import type { Adapter, Category } from "../events/schema.ts";
 import type { CategoryFlags, GlobalOverride } from "../config/settings.ts";
-import { bucketOf } from "./bucket.ts";
+import { bucketOf, splitThreshold } from "./bucket.ts";
 
 export interface RoutingConfig {
   categories: Record<Category, CategoryFlags>;
@@ -58,6 +58,14 @@ const sorted = (set: Iterable<Adapter>): Adapter[] => {
   return ORDER.filter((a) => s.has(a));
 };
 
+/** The value an event is bucketed by: its `source`, or its `id` when the routing key is `id`. */
+export function routingKeyOf(
+  event: Pick<RoutableEvent, "id" | "source">,
+  routingKey: RoutingConfig["routingKey"],
+): string {
+  return routingKey === "id" ? event.id : event.source;
+}
+
 /** Decides the route of one event. Pure. */
 export function routeEvent(event: RoutableEvent, config: RoutingConfig): RouteDecision {
   if (event.legacy) return { adapters: [], reason: "legacy" };
@@ -74,8 +82,8 @@ export function routeEvent(event: RoutableEvent, config: RoutingConfig): RouteDe
   else if (flags.adapters.length === 0) {
     decision = { adapters: [config.primary], reason: "no_adapters" };
   } else {
-    const bucket = bucketOf(config.routingKey === "id" ? event.id : event.source, event.category);
-    decision = bucket < Math.round(flags.percentage * 100)
+    const bucket = bucketOf(routingKeyOf(event, config.routingKey), event.category);
+    decision = bucket < splitThreshold(flags.percentage)
       ? { adapters: sorted([config.primary, ...flags.adapters]), reason: "in_split", bucket }
       : { adapters: [config.primary], reason: "outside_split", bucket };
   }
