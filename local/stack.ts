@@ -12,11 +12,12 @@ import { createFunctionInstance, type FunctionInstance } from "./functions.ts";
 import { type Gateway, type GatewayMount, startGateway } from "./gateway.ts";
 import { deriveKeys, loadOrCreateSecrets, type LocalKeys } from "./keys.ts";
 import { applyMigrations, currentMigrationVersion } from "./migrate.ts";
-import { startPostgres } from "./postgres.ts";
+import { refuseIfClusterRunning, startPostgres } from "./postgres.ts";
 import { readFunctionConfigs, supabaseDir } from "./project.ts";
 import { startStaticServer } from "./static-server.ts";
 import { repoRoot } from "./toolchain.ts";
 import { createControlMount } from "./control.ts";
+import { applyRealtimeBootstrap, startLocalRealtime } from "./realtime/server.ts";
 
 export interface StackPorts {
   api: number;
@@ -131,6 +132,9 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   };
 
   try {
+    // We hold the lock, so a server still running on our data is an orphan
+    // of a crashed stack (and would hold the database port): stop it first.
+    await refuseIfClusterRunning(path.join(stateDir, "db"), true, log);
     for (
       const [port, what] of [
         [options.ports.api, "API gateway"],
@@ -150,6 +154,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       port: options.ports.db,
       reset: options.reset,
       ephemeral: options.ephemeral,
+      stopOrphan: true,
       log: (line) => {
         if (/ERROR|FATAL|PANIC/.test(line)) log(`[postgres] ${line}`);
       },
@@ -158,6 +163,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
 
     const sql = postgres(pg.url, { max: 2, onnotice: () => {} });
     cleanups.push(() => sql.end({ timeout: 5 }));
+    // The realtime schema hosted Supabase provides; migrations may write policies on it.
+    await applyRealtimeBootstrap(sql);
     await applyMigrations(sql, path.join(supabaseDir, "migrations"), log);
     if (pg.fresh) {
       const seed = path.join(supabaseDir, "seed.sql");
@@ -166,6 +173,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     }
     await registerLocalProducer(sql, keys.producerKey);
     const migrationVersion = await currentMigrationVersion(sql);
+    const realtime = await startLocalRealtime({ dbUrl: pg.url, jwtSecret: keys.jwtSecret, log });
+    cleanups.push(() => realtime.stop());
 
     const apiUrl = `http://127.0.0.1:${options.ports.api}`;
     const functionEnv: Record<string, string> = {
@@ -199,6 +208,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
 
     const mounts: GatewayMount[] = [
       createControlMount({ serviceRoleKey: keys.serviceRoleKey, functions, postgres: pg }),
+      realtime.mount,
     ];
     const gateway: Gateway = await startGateway({
       port: options.ports.api,

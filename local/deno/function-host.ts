@@ -68,6 +68,12 @@ async function shutdown(signal: string): Promise<void> {
   Deno.exit(0);
 }
 Deno.addSignalListener("SIGTERM", () => void shutdown("SIGTERM"));
+// Runs in its own process group (so a terminal Ctrl-C reaches only the
+// stack); if the stack dies without stopping it, exit rather than linger.
+const parent = Deno.ppid;
+setInterval(() => {
+  if (Deno.ppid !== parent) void shutdown("parent exited");
+}, 1000);
 Deno.addSignalListener("SIGINT", () => void shutdown("SIGINT"));
 
 await import(pathToFileURL(entrypoint).href);

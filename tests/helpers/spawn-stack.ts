@@ -34,7 +34,8 @@ export async function spawnStack(options: SpawnOptions = {}): Promise<SpawnedSta
   const stateDir = options.stateDir ?? mkdtempSync(path.join(tmpdir(), "cutover-test-"));
   const ports = { api: await freePort(), db: await freePort(), dashboard: await freePort() };
   const child = spawn(process.execPath, [
-    path.join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"),
+    "--import",
+    "tsx",
     path.join(repoRoot, "local", "main.ts"),
     "--api-port",
     String(ports.api),
