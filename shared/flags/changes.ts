@@ -52,7 +52,7 @@ export function isSettingKey(name: string): name is SettingKey {
 }
 
 /** Most changes to the whole configuration one batch may carry. */
-export const MAX_BATCH_CHANGES = 20;
+export const MAX_BATCH_CHANGES = 50;
 
 const unknownKeys = (what: string) => ({
   error: (i: { code: string; keys?: string[] }) =>
