@@ -90,6 +90,12 @@ export const settingsSchema = z.strictObject({
   retention_days: z.number().int().min(1).max(3650),
   partitions_ahead_days: z.number().int().min(1).max(60),
   anon_read_enabled: z.boolean(),
+  /** How long rows stay in monitoring_events_live (the postgres_changes feed). */
+  live_retention_minutes: z.number().int().min(1).max(10_080),
+  /** Broadcast on private channels (authorised by realtime.messages policies). */
+  broadcast_private: z.boolean(),
+  /** Largest broadcast payload ingest sends; Realtime's limit is 256 KB on the Free plan. */
+  broadcast_max_payload_bytes: z.number().int().min(64 * 1024).max(3_000_000),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 
@@ -149,6 +155,9 @@ export function builtInDefaults(): ConfigDefaults {
       retention_days: 30,
       partitions_ahead_days: 7,
       anon_read_enabled: false,
+      live_retention_minutes: 60,
+      broadcast_private: true,
+      broadcast_max_payload_bytes: 200_000,
     },
   };
 }

@@ -19,8 +19,8 @@ import { bearerToken, type ProducerAuth } from "../http/auth.ts";
 import { readBodyText } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
 import type { IngestLimits } from "./limits.ts";
-import { type PreparedItem, prepareEvents, unpackBody } from "./prepare.ts";
-import { storeEvents } from "./store.ts";
+import { type PreparedItem, prepareEvents, retentionHorizonMs, unpackBody } from "./prepare.ts";
+import { type RealtimeDelivery, storeEvents } from "./store.ts";
 
 export interface IngestResult {
   index: number;
@@ -174,12 +174,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
       return unavailable(error);
     }
     const nowMs = now();
-    const horizon = Date.UTC(
-      new Date(nowMs).getUTCFullYear(),
-      new Date(nowMs).getUTCMonth(),
-      new Date(nowMs).getUTCDate(),
-    ) -
-      config.settings.retention_days * 86_400_000;
+    const horizon = retentionHorizonMs(nowMs, config.settings.retention_days);
     const prepared = await prepareEvents(shape.items, config, deps.limits, nowMs, horizon);
 
     const toStore = prepared.filter((p): p is Extract<PreparedItem, { ok: true }> =>
@@ -189,7 +184,14 @@ export function createIngestApp(deps: IngestDeps): Hono {
 
     let seqs: (number | null)[];
     try {
-      ({ seqs } = await storeEvents(deps.sql, toStore.map((p) => p.event)));
+      ({ seqs } = await storeEvents(deps.sql, toStore.map((p) => p.event), {
+        modes: Object.fromEntries(
+          Object.entries(config.categories).map(([c, f]) => [c, f.delivery_mode]),
+        ) as RealtimeDelivery["modes"],
+        broadcastPrivate: config.settings.broadcast_private,
+        // Leave room for one more event and the envelope past the cut.
+        chunkBytes: config.settings.broadcast_max_payload_bytes - deps.limits.maxEventBytes - 1024,
+      }));
     } catch (error) {
       return unavailable(error);
     }
