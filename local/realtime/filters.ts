@@ -83,9 +83,21 @@ export function parseSubscriptionParams(raw: Record<string, unknown>): ParseResu
     ok: false,
     error:
       `No subscription params provided. Please provide at least a \`schema\` or \`table\` to subscribe to: ${
-        JSON.stringify(raw)
+        inspectTerm(raw)
       }`,
   };
+}
+
+/** Elixir's `inspect` of a decoded JSON value (maps with sorted keys), as hosted's messages show params. */
+export function inspectTerm(value: unknown): string {
+  if (value === null || value === undefined) return "nil";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(inspectTerm).join(", ")}]`;
+  if (typeof value === "object") {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `%{${entries.map(([k, v]) => `${JSON.stringify(k)} => ${inspectTerm(v)}`).join(", ")}}`;
+  }
+  return String(value);
 }
 
 function actionFilter(event: unknown): ActionFilter {
@@ -198,6 +210,7 @@ function unquote(value: string): string {
       continue;
     }
     if (char === '"') return i === value.length - 1 ? out : value;
+    out += char;
   }
   return value;
 }
