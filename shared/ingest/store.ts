@@ -65,7 +65,7 @@ with input as (
   select category, i, jsonb_build_object(
     'seq', seq, 'id', id, 'source', source, 'sequence_id', sequence_id, 'event_type', event_type,
     'category', category, 'timestamp', ts_iso, 'data', data, 'checksum', checksum,
-    'checksum_alg', checksum_alg, 'routes', to_jsonb(routes)) as event
+    'checksum_alg', checksum_alg, 'routes', to_jsonb(routes), 'received_at', received_at) as event
   from fresh where delivery = 'broadcast'
 ), chunked as (
   select category, i, event,

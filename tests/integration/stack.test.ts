@@ -80,3 +80,34 @@ describe("local stack", () => {
     expect(wal?.wal_level).toBe("logical");
   });
 });
+
+describe("gateway verify_jwt", () => {
+  it("refuses a verify_jwt function without a JWT, with a wrong one, or a forged one (401)", async () => {
+    const url = functionUrl("events", "?limit=1");
+    const none = await fetchJson<{ message: string }>(url);
+    expect(none.status).toBe(401);
+    expect(none.body.message).toBe("Missing authorization header");
+    const garbage = await fetchJson<{ message: string }>(url, {
+      headers: { authorization: "Bearer not.a.jwt" },
+    });
+    expect(garbage.status).toBe(401);
+    const [h, p] = stack().info.anonKey.split(".");
+    const forged = await fetchJson(url, {
+      headers: { authorization: `Bearer ${h}.${p}.c2lnbmF0dXJl` },
+    });
+    expect(forged.status).toBe(401);
+  });
+
+  it("lets a valid JWT through to the function", async () => {
+    const res = await fetchJson<{ events: unknown[] }>(functionUrl("events", "?limit=1"), {
+      headers: { authorization: `Bearer ${stack().info.anonKey}` },
+    });
+    expect(res.status).toBe(200);
+    expect(Array.isArray(res.body.events)).toBe(true);
+  });
+
+  it("leaves verify_jwt = false functions to check credentials themselves", async () => {
+    const res = await fetchJson(functionUrl("health"));
+    expect(res.status).toBe(200);
+  });
+});
