@@ -203,13 +203,16 @@ export async function startLocalRealtime(options: LocalRealtimeOptions): Promise
 
   function request(req: IncomingMessage, res: ServerResponse): void {
     const pathname = new URL(req.url ?? "/", "http://local").pathname;
-    const notServed = pathname.startsWith(`${PREFIX}api/`);
-    res.writeHead(notServed ? 501 : 404, { "content-type": "application/json" });
-    res.end(JSON.stringify({
-      error: notServed
-        ? "The local Realtime emulator does not serve Realtime's REST API (REST broadcast, httpSend); send over a joined channel or with realtime.send() in the database"
-        : `No route for ${pathname}`,
-    }));
+    const [status, error] = pathname.replace(/\/$/, "") === WEBSOCKET_PATH
+      ? [400, "Expected a WebSocket upgrade"]
+      : pathname.startsWith(`${PREFIX}api/`)
+      ? [
+        501,
+        "The local Realtime emulator does not serve Realtime's REST API (REST broadcast, httpSend); send over a joined channel or with realtime.send() in the database",
+      ]
+      : [404, `No route for ${pathname}`];
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify({ error }));
   }
 
   return {

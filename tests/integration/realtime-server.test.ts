@@ -401,6 +401,9 @@ describe("connection", () => {
     });
     expect(res.status).toBe(501);
     expect((await res.json() as { error: string }).error).toContain("REST API");
+    const plain = await fetch(`${stack().info.apiUrl}/realtime/v1/websocket`);
+    expect(plain.status).toBe(400);
+    expect(await plain.json()).toEqual({ error: "Expected a WebSocket upgrade" });
   });
 });
 
