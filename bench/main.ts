@@ -32,12 +32,19 @@ async function runningStack(): Promise<StackInfo | null> {
 }
 
 let info = await runningStack();
+let jwtSecret = "";
 let stop: (() => Promise<void>) | undefined;
-if (info) log(`Using the running stack at ${info.apiUrl}.`);
-else {
+if (info) {
+  log(`Using the running stack at ${info.apiUrl}.`);
+  jwtSecret = (JSON.parse(readFileSync(path.join(repoRoot, ".local", "secrets.json"), "utf8")) as {
+    jwtSecret: string;
+  })
+    .jwtSecret;
+} else {
   log("No running stack; starting a throwaway one …");
   const spawned = await spawnStack({ extraArgs: ["--instances", "ws-fanout=2"] });
   info = spawned.info;
+  jwtSecret = spawned.jwtSecret;
   stop = async () => {
     await spawned.stop();
     removeStateDir(spawned.stateDir);
@@ -56,7 +63,7 @@ for (
   if (existsSync(path.join(repoRoot, "bench", file))) {
     groups.push([name, async () => {
       const mod = await import(`./${file}`) as Record<string, (ctx: unknown) => Promise<void>>;
-      await mod[exported]!({ info: info!, log, cellSeconds });
+      await mod[exported]!({ info: info!, jwtSecret, log, cellSeconds });
     }]);
   }
 }
