@@ -204,7 +204,7 @@ describe("consumer helper", () => {
         onEvents: (events) => got.push(...events),
         onState: (s) => statuses.push(s.status),
       });
-      await eventually(async () => expect(sub.state.status).toBe("live"));
+      await eventually(() => Promise.resolve(expect(sub.state.status).toBe("live")));
       const source = `consumer-${mode}-${crypto.randomUUID().slice(0, 6)}`;
       const batch = (from: number) =>
         Array.from(
@@ -216,7 +216,7 @@ describe("consumer helper", () => {
       await got.waitFor((items) => first.every((id) => items.some((e) => e.id === id)));
 
       c.realtime.disconnect();
-      await eventually(async () => expect(sub.state.status).toBe("reconnecting"));
+      await eventually(() => Promise.resolve(expect(sub.state.status).toBe("reconnecting")));
       const missed = await send(batch(6));
       c.realtime.connect();
 
