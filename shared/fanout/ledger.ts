@@ -1,0 +1,298 @@
+/**
+ * The delivery ledger's Postgres adapter (schema: migration
+ * 20261123000200_ws_fanout.sql): turning pending relay-outbox rows into ledger
+ * rows, and reading the ledger back for the live tail and for replays.
+ *
+ * Outbox state machine (one row per event routed to `websocket`):
+ *
+ *   pending ──append (ledger row + status=delivered, ONE transaction)──▶ delivered
+ *      │ ▲
+ *      └─┘ relay failed: attempts+1, last_error "relay: …", next_attempt_at = now + backoff
+ *
+ * Only `appendOutboxRows` moves a row to delivered, and it does so in the
+ * transaction that appends the ledger row, so "delivered" always means "in
+ * the ledger, hence streamed to every client". A crash anywhere leaves the row
+ * pending, and pending rows are claimed again (by the relay, by ws-fanout's
+ * own drain, by dlq-retry) — never lost; row locks plus the status check make
+ * a concurrent second claim a no-op, and the ledger's unique (event_id,
+ * event_time) would refuse a second row anyway.
+ */
+import type { Sql } from "../db/client.ts";
+import { checksumEvent } from "../events/checksum.ts";
+import type { Category, ChecksumAlg, WireEvent } from "../events/schema.ts";
+import type { LedgerEntry, ReplayPage } from "./cursor-stream.ts";
+import type { StreamFilter } from "./protocol.ts";
+
+/** The key of an outbox row and of its event. */
+export interface OutboxKey {
+  id: string;
+  /** The event's timestamp, ISO-8601. */
+  event_time: string;
+}
+
+/** What to append: the given outbox rows, or up to `claim` pending rows. */
+export type OutboxSelection = { keys: OutboxKey[] } | { claim: number };
+
+export interface AppendResult {
+  /** Ledger rows appended: cursor and event key. */
+  appended: { cursor: number; id: string }[];
+  /** Outbox rows marked delivered whose event was already in the ledger. */
+  alreadyLedgered: number;
+  /** Pending outbox rows whose event row no longer exists (deferred, reported). */
+  missing: OutboxKey[];
+  /** Rows claimed (locked and pending) by this append. */
+  claimed: number;
+}
+
+interface ClaimedRow {
+  event_id: string;
+  event_time: Date;
+  source: string | null;
+  sequence_id: string | null;
+  event_type: string | null;
+  category: Category | null;
+  timestamp: Date | null;
+  data: Record<string, unknown> | null;
+  checksum_alg: ChecksumAlg | null;
+}
+
+const CLAIM_COLUMNS = `
+  o.event_id, o.event_time, e.source, e.sequence_id, e.event_type, e.category, e."timestamp",
+  e.data, e.checksum_alg`;
+
+/** How long ws-fanout leaves a pending row whose event row is missing before looking again. */
+const MISSING_RETRY = "1 hour";
+
+/** The event exactly as ws-fanout sends it: the wire fields of the stored row. */
+export function wireEventOf(row: {
+  event_id: string;
+  source: string;
+  sequence_id: string | number;
+  event_type: string;
+  category: Category;
+  timestamp: Date;
+  data: Record<string, unknown>;
+}): WireEvent {
+  return {
+    id: row.event_id,
+    source: row.source,
+    sequence_id: Number(row.sequence_id),
+    event_type: row.event_type,
+    category: row.category,
+    timestamp: row.timestamp.toISOString(),
+    data: row.data,
+  };
+}
+
+/** Most rows one relay append claims (the keys plus their sources' older pending rows). */
+export const MAX_CLAIM_PER_APPEND = 2_000;
+
+/**
+ * Claims pending outbox rows, builds each event's payload and checksum,
+ * appends them to the ledger and marks them delivered — one transaction.
+ *
+ * With `{ keys }` (a relay) it claims those rows AND every older pending row
+ * of the same sources (oldest first, at most MAX_CLAIM_PER_APPEND), so that
+ * after an outage a source's backlog is appended before its newer events and
+ * per-source order survives the recovery. With `{ claim: n }` (the drain) it
+ * claims the n oldest pending rows. Rows ws-fanout itself deferred (event row
+ * missing) wait for their next_attempt_at.
+ *
+ * Locking: rows are locked in one global order (created_at, event_id) and
+ * waited for, not skipped: an appender never jumps over an older row another
+ * appender holds (which could commit after it and land behind newer events),
+ * and ordered locking cannot deadlock. A row found delivered after the wait
+ * is dropped from the claim. Throws on database errors; then nothing changed.
+ */
+export async function appendOutboxRows(
+  sql: Sql,
+  selection: OutboxSelection,
+  instance: string,
+): Promise<AppendResult> {
+  return await sql.begin(async (tx) => {
+    const rows = "keys" in selection
+      ? await tx.unsafe<ClaimedRow[]>(
+        `with bound as (
+           select o.source, max(o.created_at) as upto
+           from cutover.relay_outbox o
+           join jsonb_to_recordset($1::text::jsonb) as k(id uuid, event_time timestamptz)
+             on o.event_id = k.id and o.event_time = k.event_time
+           where o.status = 'pending'
+           group by o.source)
+         select ${CLAIM_COLUMNS}
+         from cutover.relay_outbox o
+         join bound b on b.source = o.source and o.created_at <= b.upto
+         left join public.monitoring_events e on e.id = o.event_id and e."timestamp" = o.event_time
+         where o.status = 'pending'
+           and not (o.last_error like 'fanout:%' and o.next_attempt_at > now())
+         order by o.created_at, o.event_id
+         limit $2
+         for update of o`,
+        [JSON.stringify(selection.keys), MAX_CLAIM_PER_APPEND],
+      )
+      : await tx.unsafe<ClaimedRow[]>(
+        `select ${CLAIM_COLUMNS}
+         from cutover.relay_outbox o
+         left join public.monitoring_events e on e.id = o.event_id and e."timestamp" = o.event_time
+         where o.status = 'pending'
+           and not (o.last_error like 'fanout:%' and o.next_attempt_at > now())
+         order by o.created_at, o.event_id
+         limit $1
+         for update of o`,
+        [selection.claim],
+      );
+
+    const missing: OutboxKey[] = [];
+    const items = [];
+    for (const row of rows) {
+      if (row.source === null || row.timestamp === null) {
+        missing.push({ id: row.event_id, event_time: row.event_time.toISOString() });
+        continue;
+      }
+      const event = wireEventOf(row as Parameters<typeof wireEventOf>[0]);
+      items.push({
+        event_id: event.id,
+        event_time: row.event_time.toISOString(),
+        source: event.source,
+        sequence_id: event.sequence_id,
+        event_type: event.event_type,
+        category: event.category,
+        payload: event,
+        checksum: await checksumEvent(event, row.checksum_alg!),
+        checksum_alg: row.checksum_alg,
+      });
+    }
+
+    if (missing.length > 0) {
+      await tx.unsafe(
+        `update cutover.relay_outbox o
+         set attempts = o.attempts + 1, next_attempt_at = now() + interval '${MISSING_RETRY}',
+             last_error = 'fanout: event row missing from public.monitoring_events'
+         from jsonb_to_recordset($1::text::jsonb) as k(id uuid, event_time timestamptz)
+         where o.event_id = k.id and o.event_time = k.event_time and o.status = 'pending'`,
+        [JSON.stringify(missing)],
+      );
+    }
+
+    let appended: { cursor: number; id: string }[] = [];
+    if (items.length > 0) {
+      const out = await tx.unsafe<{ cursor: string; event_id: string }[]>(
+        `select cursor, event_id from cutover.append_ws_deliveries($1::text::jsonb, $2)`,
+        [JSON.stringify(items), instance],
+      );
+      appended = out.map((r) => ({ cursor: Number(r.cursor), id: r.event_id }))
+        .sort((a, b) => a.cursor - b.cursor);
+    }
+    return {
+      appended,
+      alreadyLedgered: items.length - appended.length,
+      missing,
+      claimed: rows.length,
+    };
+  });
+}
+
+/** The ledger's counters. */
+export interface LedgerBounds {
+  /** The newest cursor appended (0 when empty). */
+  lastCursor: number;
+  /** Everything at or below this cursor was pruned; a resume from below it has a gap. */
+  prunedThrough: number;
+}
+
+/** Reads the ledger's counters. */
+export async function ledgerBounds(sql: Sql): Promise<LedgerBounds> {
+  const [row] = await sql<{ last_cursor: string; pruned_through: string }[]>`
+    select last_cursor, pruned_through from cutover.ws_ledger_state where id`;
+  return {
+    lastCursor: Number(row?.last_cursor ?? 0),
+    prunedThrough: Number(row?.pruned_through ?? 0),
+  };
+}
+
+interface EntryRow {
+  cursor: string;
+  source: string;
+  category: Category;
+  payload: string;
+}
+
+const entryOf = (r: EntryRow): LedgerEntry => ({
+  cursor: Number(r.cursor),
+  source: r.source,
+  category: r.category,
+  payload: r.payload,
+});
+
+/** Up to `limit` ledger rows after `after`, ascending: what the live tail reads. */
+export async function readLedgerAfter(
+  sql: Sql,
+  after: number,
+  limit: number,
+): Promise<LedgerEntry[]> {
+  const rows = await sql<EntryRow[]>`
+    select cursor, source, category, payload::text as payload
+    from cutover.ws_delivery_ledger
+    where cursor > ${after}
+    order by cursor
+    limit ${limit}`;
+  return rows.map(entryOf);
+}
+
+/**
+ * One replay read for a connection: up to `limit` rows after `after` that
+ * match `filter`, with the ledger's bounds read in the same statement (one
+ * snapshot, so `horizon` is exactly what this read could see).
+ */
+export async function readReplayPage(
+  sql: Sql,
+  after: number,
+  limit: number,
+  filter: StreamFilter,
+): Promise<ReplayPage & LedgerBounds> {
+  const categories = filter.categories ? [...filter.categories] : null;
+  const sources = filter.sources ? [...filter.sources] : null;
+  const rows = await sql.unsafe<(Partial<EntryRow> & { horizon: string; pruned: string })[]>(
+    `with s as (select last_cursor, pruned_through from cutover.ws_ledger_state where id)
+     select s.last_cursor as horizon, s.pruned_through as pruned, l.cursor, l.source, l.category,
+            l.payload
+     from s left join lateral (
+       select cursor, source, category, payload::text as payload
+       from cutover.ws_delivery_ledger
+       where cursor > $1 and cursor <= s.last_cursor
+         and ($2::text::jsonb is null or category in (select jsonb_array_elements_text($2::text::jsonb)))
+         and ($3::text::jsonb is null or source in (select jsonb_array_elements_text($3::text::jsonb)))
+       order by cursor
+       limit $4
+     ) l on true
+     order by l.cursor`,
+    [
+      after,
+      categories ? JSON.stringify(categories) : null,
+      sources ? JSON.stringify(sources) : null,
+      limit,
+    ],
+  );
+  const first = rows[0];
+  const entries = rows.filter((r) => r.cursor != null).map((r) => entryOf(r as EntryRow));
+  return {
+    entries,
+    horizon: Number(first?.horizon ?? 0),
+    lastCursor: Number(first?.horizon ?? 0),
+    prunedThrough: Number(first?.pruned ?? 0),
+    full: entries.length >= limit,
+  };
+}
+
+/**
+ * Prunes ledger rows (and delivered outbox rows) delivered before `horizon`
+ * (default: the events' retention horizon). Returns the database's report.
+ */
+export async function pruneLedger(sql: Sql, horizon?: Date): Promise<Record<string, unknown>> {
+  const [row] = horizon
+    ? await sql<{ report: Record<string, unknown> }[]>`
+        select cutover.prune_ws_delivery_ledger(${horizon}) as report`
+    : await sql<{ report: Record<string, unknown> }[]>`
+        select cutover.prune_ws_delivery_ledger() as report`;
+  return row?.report ?? {};
+}
