@@ -1,7 +1,8 @@
 /**
  * Local-only control API under `/_local/` on the gateway, for operators and
  * fault tests: list function instances, and stop, kill (SIGKILL, a crash) or
- * start them; stop and start PostgreSQL (`POST /_local/postgres/{stop,start}`). Requires the service-role key. Hosted Supabase has no
+ * start them; stop and start PostgreSQL (`POST /_local/postgres/{stop,start}`);
+ * run a scheduled job now (`POST /_local/scheduler/run/<job>`). Requires the service-role key. Hosted Supabase has no
  * equivalent; nothing in the functions depends on it.
  */
 import { timingSafeEqual } from "node:crypto";
@@ -13,6 +14,8 @@ export interface ControlOptions {
   serviceRoleKey: string;
   functions: FunctionInstance[];
   postgres: { readonly running: boolean; stop(): Promise<void>; start(): Promise<void> };
+  /** Runs a scheduled job now: `POST /_local/scheduler/run/<job>`. */
+  runJob?: (name: string) => Promise<unknown>;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -48,6 +51,14 @@ export function createControlMount(options: ControlOptions): GatewayMount {
         }));
       if (req.method === "GET" && url.pathname === "/_local/functions") {
         return json(res, 200, list());
+      }
+      const job = /^\/_local\/scheduler\/run\/([a-z0-9-]+)$/.exec(url.pathname);
+      if (req.method === "POST" && job && options.runJob) {
+        try {
+          return json(res, 200, await options.runJob(job[1]!));
+        } catch (error) {
+          return json(res, 404, { code: 404, message: (error as Error).message });
+        }
       }
       const pg = /^\/_local\/postgres\/(start|stop)$/.exec(url.pathname);
       if (req.method === "POST" && pg) {

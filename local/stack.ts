@@ -17,6 +17,7 @@ import { readFunctionConfigs, supabaseDir } from "./project.ts";
 import { startStaticServer } from "./static-server.ts";
 import { repoRoot } from "./toolchain.ts";
 import { createControlMount } from "./control.ts";
+import { type Scheduler, startScheduler } from "./scheduler.ts";
 import { applyRealtimeBootstrap, startLocalRealtime } from "./realtime/server.ts";
 
 export interface StackPorts {
@@ -206,8 +207,17 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     });
     await Promise.all(functions.map((f) => f.start()));
 
+    let scheduler: Scheduler | undefined;
     const mounts: GatewayMount[] = [
-      createControlMount({ serviceRoleKey: keys.serviceRoleKey, functions, postgres: pg }),
+      createControlMount({
+        serviceRoleKey: keys.serviceRoleKey,
+        functions,
+        postgres: pg,
+        runJob: (name) => {
+          if (!scheduler) throw new Error("the scheduler is not running");
+          return scheduler.runNow(name);
+        },
+      }),
       realtime.mount,
     ];
     const gateway: Gateway = await startGateway({
@@ -221,6 +231,19 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     // and close their WebSockets with 1012), then drop what is left.
     cleanups.splice(cleanups.length - 1, 0, () => gateway.close());
     cleanups.push(() => gateway.drain());
+
+    // The same jobs pg_cron runs on hosted Supabase, from cutover.scheduled_jobs.
+    const scheduler_ = startScheduler({
+      sql,
+      apiUrl,
+      serviceRoleKey: keys.serviceRoleKey,
+      log,
+      reloadMs: Number(process.env.CUTOVER_SCHEDULER_RELOAD_MS) || undefined,
+    });
+    scheduler = scheduler_;
+    cleanups.push(() => scheduler_.stop());
+    // Partitions may have fallen behind while the stack was stopped.
+    await sql`select cutover.maintain_partitions()`;
 
     const dashboardUrl = `http://127.0.0.1:${options.ports.dashboard}`;
     const dashboard = await startStaticServer({

@@ -8,7 +8,11 @@ import { removeStateDir, type SpawnedStack, spawnStack } from "../helpers/spawn-
 let stack: SpawnedStack | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
-  stack = await spawnStack({ extraArgs: ["--instances", "ws-fanout=2"] });
+  stack = await spawnStack({
+    extraArgs: ["--instances", "ws-fanout=2"],
+    // The scheduler re-reads cutover.scheduled_jobs every 2 s instead of 30 s, so tests see edits quickly.
+    env: { CUTOVER_SCHEDULER_RELOAD_MS: "2000" },
+  });
   project.provide("stack", {
     info: stack.info,
     stateDir: stack.stateDir,
