@@ -37,13 +37,13 @@ export interface TailBatch {
   entries: LedgerEntry[];
 }
 
-/** One replay read: entries with cursor > `after` (filtered or not), ascending. */
+/** One replay read: entries with cursor > the stream's position (filtered or not), ascending. */
 export interface ReplayPage {
   entries: LedgerEntry[];
-  /** The ledger's last cursor in the same snapshot as `entries`. */
-  horizon: number;
-  /** True when the read hit its row limit (more may follow). */
-  full: boolean;
+  /** The read covered every ledger row up to this cursor (its last entry when it hit its row limit, else the end of its scan window). */
+  through: number;
+  /** The read reached the ledger's last cursor (in its own snapshot): nothing committed lies beyond `through`. */
+  atEnd: boolean;
 }
 
 export interface StreamStep {
@@ -130,13 +130,13 @@ export function createCursorStream(options: CursorStreamOptions): CursorStream {
     replayed(page) {
       const deliver: LedgerEntry[] = [];
       take(page.entries, deliver);
-      if (!page.full && page.horizon > position) position = page.horizon;
+      if (page.through > position) position = page.through;
       // Drop buffered batches wholly behind the replay.
       while (buffer.length > 0 && buffer[0]!.entries.at(-1)!.cursor <= position) {
         buffered -= buffer.shift()!.entries.length;
       }
       const first = buffer[0];
-      if (first ? first.prev <= position : !page.full && droppedThrough <= position) {
+      if (first ? first.prev <= position : page.atEnd && droppedThrough <= position) {
         for (const batch of buffer) take(batch.entries, deliver);
         buffer = [];
         buffered = 0;

@@ -56,10 +56,6 @@ interface ClaimedRow {
   checksum_alg: ChecksumAlg | null;
 }
 
-const CLAIM_COLUMNS = `
-  o.event_id, o.event_time, e.source, e.sequence_id, e.event_type, e.category, e."timestamp",
-  e.data, e.checksum_alg`;
-
 /** How long ws-fanout leaves a pending row whose event row is missing before looking again. */
 const MISSING_RETRY = "1 hour";
 
@@ -92,17 +88,11 @@ export const MAX_CLAIM_PER_APPEND = 2_000;
  * appends them to the ledger and marks them delivered — one transaction.
  *
  * With `{ keys }` (a relay) it claims those rows AND every older pending row
- * of the same sources (oldest first, at most MAX_CLAIM_PER_APPEND), so that
- * after an outage a source's backlog is appended before its newer events and
- * per-source order survives the recovery. With `{ claim: n }` (the drain) it
- * claims the n oldest pending rows. Rows ws-fanout itself deferred (event row
- * missing) wait for their next_attempt_at.
- *
- * Locking: rows are locked in one global order (created_at, event_id) and
- * waited for, not skipped: an appender never jumps over an older row another
- * appender holds (which could commit after it and land behind newer events),
- * and ordered locking cannot deadlock. A row found delivered after the wait
- * is dropped from the claim. Throws on database errors; then nothing changed.
+ * of the same sources (at most MAX_CLAIM_PER_APPEND), so that after an outage
+ * a source's backlog is appended before its newer events. With
+ * `{ claim: n }` (the drain) it claims the n oldest pending rows. Locking
+ * and order: cutover.claim_ws_outbox (migration 20261123000210). Throws on
+ * database errors; then nothing changed.
  */
 export async function appendOutboxRows(
   sql: Sql,
@@ -110,37 +100,12 @@ export async function appendOutboxRows(
   instance: string,
 ): Promise<AppendResult> {
   return await sql.begin(async (tx) => {
-    const rows = "keys" in selection
-      ? await tx.unsafe<ClaimedRow[]>(
-        `with bound as (
-           select o.source, max(o.created_at) as upto
-           from cutover.relay_outbox o
-           join jsonb_to_recordset($1::text::jsonb) as k(id uuid, event_time timestamptz)
-             on o.event_id = k.id and o.event_time = k.event_time
-           where o.status = 'pending'
-           group by o.source)
-         select ${CLAIM_COLUMNS}
-         from cutover.relay_outbox o
-         join bound b on b.source = o.source and o.created_at <= b.upto
-         left join public.monitoring_events e on e.id = o.event_id and e."timestamp" = o.event_time
-         where o.status = 'pending'
-           and not (o.last_error like 'fanout:%' and o.next_attempt_at > now())
-         order by o.created_at, o.event_id
-         limit $2
-         for update of o`,
-        [JSON.stringify(selection.keys), MAX_CLAIM_PER_APPEND],
-      )
-      : await tx.unsafe<ClaimedRow[]>(
-        `select ${CLAIM_COLUMNS}
-         from cutover.relay_outbox o
-         left join public.monitoring_events e on e.id = o.event_id and e."timestamp" = o.event_time
-         where o.status = 'pending'
-           and not (o.last_error like 'fanout:%' and o.next_attempt_at > now())
-         order by o.created_at, o.event_id
-         limit $1
-         for update of o`,
-        [selection.claim],
-      );
+    const rows = await tx.unsafe<ClaimedRow[]>(
+      `select * from cutover.claim_ws_outbox($1::text::jsonb, $2)`,
+      "keys" in selection
+        ? [JSON.stringify(selection.keys), MAX_CLAIM_PER_APPEND]
+        : [null, selection.claim],
+    );
 
     const missing: OutboxKey[] = [];
     const items = [];
@@ -239,10 +204,14 @@ export async function readLedgerAfter(
   return rows.map(entryOf);
 }
 
+/** Most cursor positions one replay read scans, so a selective filter cannot make one read walk the whole ledger. */
+export const REPLAY_SCAN_WINDOW = 100_000;
+
 /**
- * One replay read for a connection: up to `limit` rows after `after` that
- * match `filter`, with the ledger's bounds read in the same statement (one
- * snapshot, so `horizon` is exactly what this read could see).
+ * One replay read for a connection: up to `limit` rows after `after` (and
+ * within REPLAY_SCAN_WINDOW positions of it) that match `filter`, with the
+ * ledger's bounds read in the same statement — one snapshot, so `atEnd` is
+ * exactly what this read could see.
  */
 export async function readReplayPage(
   sql: Sql,
@@ -252,14 +221,18 @@ export async function readReplayPage(
 ): Promise<ReplayPage & LedgerBounds> {
   const categories = filter.categories ? [...filter.categories] : null;
   const sources = filter.sources ? [...filter.sources] : null;
-  const rows = await sql.unsafe<(Partial<EntryRow> & { horizon: string; pruned: string })[]>(
-    `with s as (select last_cursor, pruned_through from cutover.ws_ledger_state where id)
-     select s.last_cursor as horizon, s.pruned_through as pruned, l.cursor, l.source, l.category,
+  const rows = await sql.unsafe<
+    (Partial<EntryRow> & { last_cursor: string; pruned: string; upto: string })[]
+  >(
+    `with s as (
+       select last_cursor, pruned_through, least(last_cursor, $1::bigint + $5) as upto
+       from cutover.ws_ledger_state where id)
+     select s.last_cursor, s.pruned_through as pruned, s.upto, l.cursor, l.source, l.category,
             l.payload
      from s left join lateral (
        select cursor, source, category, payload::text as payload
        from cutover.ws_delivery_ledger
-       where cursor > $1 and cursor <= s.last_cursor
+       where cursor > $1 and cursor <= s.upto
          and ($2::text::jsonb is null or category in (select jsonb_array_elements_text($2::text::jsonb)))
          and ($3::text::jsonb is null or source in (select jsonb_array_elements_text($3::text::jsonb)))
        order by cursor
@@ -271,16 +244,20 @@ export async function readReplayPage(
       categories ? JSON.stringify(categories) : null,
       sources ? JSON.stringify(sources) : null,
       limit,
+      REPLAY_SCAN_WINDOW,
     ],
   );
   const first = rows[0];
   const entries = rows.filter((r) => r.cursor != null).map((r) => entryOf(r as EntryRow));
+  const lastCursor = Number(first?.last_cursor ?? 0);
+  const upto = Math.max(after, Number(first?.upto ?? 0));
+  const full = entries.length >= limit;
   return {
     entries,
-    horizon: Number(first?.horizon ?? 0),
-    lastCursor: Number(first?.horizon ?? 0),
+    through: full ? entries.at(-1)!.cursor : upto,
+    atEnd: !full && upto >= lastCursor,
+    lastCursor,
     prunedThrough: Number(first?.pruned ?? 0),
-    full: entries.length >= limit,
   };
 }
 

@@ -31,6 +31,8 @@ interface Scenario {
   schedule: Action[];
   tailPage: number;
   replayPage: number;
+  /** Cursor positions one replay read scans at most. */
+  scanWindow: number;
   maxBuffered: number;
   filter: StreamFilter;
 }
@@ -65,7 +67,7 @@ function simulate(s: Scenario): { delivered: number[]; expected: number[] } {
   });
   const delivered: number[] = [];
   let needReplay = since !== null;
-  let inflight: { entries: LedgerEntry[]; horizon: number; full: boolean } | null = null;
+  let inflight: { entries: LedgerEntry[]; through: number; atEnd: boolean } | null = null;
   const apply = (step: StreamStep) => {
     delivered.push(...step.deliver.map((e) => e.cursor));
     if (step.replay) needReplay = true;
@@ -88,12 +90,20 @@ function simulate(s: Scenario): { delivered: number[]; expected: number[] } {
       case "replayStart": {
         if (!needReplay || inflight) return false;
         needReplay = false;
+        // The server's read: at most replayPage matches within a scan window.
+        const upto = Math.min(last(), stream.position + s.scanWindow);
         const read = committed
           .filter((e) =>
-            e.cursor > stream.position && matchesFilter(s.filter, e.source, e.category)
+            e.cursor > stream.position && e.cursor <= upto &&
+            matchesFilter(s.filter, e.source, e.category)
           )
           .slice(0, s.replayPage);
-        inflight = { entries: read, horizon: last(), full: read.length >= s.replayPage };
+        const full = read.length >= s.replayPage;
+        inflight = {
+          entries: read,
+          through: full ? read.at(-1)!.cursor : Math.max(upto, stream.position),
+          atEnd: !full && upto >= last(),
+        };
         return true;
       }
       case "replayFinish": {
@@ -140,6 +150,7 @@ const scenario = fc.record({
   }),
   tailPage: fc.integer({ min: 1, max: 6 }),
   replayPage: fc.integer({ min: 1, max: 6 }),
+  scanWindow: fc.integer({ min: 1, max: 40 }),
   maxBuffered: fc.integer({ min: 0, max: 8 }),
   filter: fc.record({
     categories: fc.option(fc.subarray([...CATEGORIES], { minLength: 1 }).map((a) => new Set(a)), {
@@ -168,8 +179,8 @@ describe("cursor stream (replay/live seam)", () => {
     expect(stream.live({ prev: 2, entries: [entry(3), entry(4), entry(5)] }).deliver).toEqual([]);
     const step = stream.replayed({
       entries: [entry(1), entry(2), entry(3), entry(4)],
-      horizon: 4,
-      full: false,
+      through: 4,
+      atEnd: true,
     });
     expect(step.deliver.map((e) => e.cursor)).toEqual([1, 2, 3, 4, 5]);
     expect(step.replay).toBe(false);
@@ -183,10 +194,10 @@ describe("cursor stream (replay/live seam)", () => {
     stream.live({ prev: 0, entries: [entry(1), entry(2)] });
     stream.live({ prev: 2, entries: [entry(3), entry(4)] }); // the first batch is dropped
     expect(stream.buffered).toBe(2);
-    const first = stream.replayed({ entries: [entry(1)], horizon: 4, full: true });
+    const first = stream.replayed({ entries: [entry(1)], through: 1, atEnd: false });
     expect(first.deliver.map((e) => e.cursor)).toEqual([1]);
     expect(first.replay).toBe(true); // 2 is neither replayed nor buffered
-    const second = stream.replayed({ entries: [entry(2)], horizon: 4, full: true });
+    const second = stream.replayed({ entries: [entry(2)], through: 2, atEnd: false });
     expect(second.deliver.map((e) => e.cursor)).toEqual([2, 3, 4]);
     expect(second.replay).toBe(false);
   });
