@@ -96,6 +96,8 @@ export const settingsSchema = z.strictObject({
   broadcast_private: z.boolean(),
   /** Largest broadcast payload ingest sends; Realtime's limit is 256 KB on the Free plan. */
   broadcast_max_payload_bytes: z.number().int().min(64 * 1024).max(3_000_000),
+  /** How long the 10-second adapter and ingest stats buckets are kept; the metrics summary reads up to 24 h. */
+  stats_retention_hours: z.number().int().min(24).max(24 * 90),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 
@@ -158,6 +160,7 @@ export function builtInDefaults(): ConfigDefaults {
       live_retention_minutes: 60,
       broadcast_private: true,
       broadcast_max_payload_bytes: 200_000,
+      stats_retention_hours: 48,
     },
   };
 }

@@ -16,6 +16,7 @@
  */
 import type { Sql } from "../db/client.ts";
 import type { StoredEvent } from "../events/schema.ts";
+import { recordAdapterCall } from "../metrics/recorder.ts";
 import type { OutboxKey } from "./ledger.ts";
 
 /** Most outbox keys in one relay request. */
@@ -91,7 +92,15 @@ export function createFanoutRelay(options: FanoutRelayOptions): FanoutRelay {
       const outcome: RelayOutcome = { relayed: 0, failed: 0 };
       for (let i = 0; i < keys.length; i += MAX_RELAY_KEYS) {
         const chunk = keys.slice(i, i + MAX_RELAY_KEYS);
+        const started = performance.now();
         const error = await post(chunk);
+        recordAdapterCall(
+          "websocket",
+          "relay",
+          error === null,
+          performance.now() - started,
+          chunk.length,
+        );
         if (error === null) {
           outcome.relayed += chunk.length;
           continue;

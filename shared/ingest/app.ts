@@ -18,6 +18,8 @@ import type { Adapter, StoredEvent } from "../events/schema.ts";
 import { bearerToken, type ProducerAuth } from "../http/auth.ts";
 import { readBodyText } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
+import { tallyIngest } from "../metrics/ingest.ts";
+import type { StatsRecorder } from "../metrics/recorder.ts";
 import type { IngestLimits } from "./limits.ts";
 import { type PreparedItem, prepareEvents, retentionHorizonMs, unpackBody } from "./prepare.ts";
 import { type RealtimeDelivery, storeEvents } from "./store.ts";
@@ -50,6 +52,8 @@ export interface IngestDeps {
   limits: IngestLimits;
   /** Called after commit with the newly stored events (e.g. to relay them). Must not throw. */
   afterCommit?: (events: CommittedEvent[]) => void;
+  /** Persisted stats: outcomes per category, and the store statement as the realtime adapter's write. */
+  stats?: Pick<StatsRecorder, "recordAdapterCall" | "recordIngest">;
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -180,9 +184,18 @@ export function createIngestApp(deps: IngestDeps): Hono {
     const toStore = prepared.filter((p): p is Extract<PreparedItem, { ok: true }> =>
       p.ok && p.duplicateOf === undefined
     );
-    if (toStore.length === 0) return allRejected(prepared);
+    if (toStore.length === 0) {
+      const results = prepared.map((p) => ({
+        index: p.index,
+        status: p.ok ? "duplicate" as const : "rejected" as const,
+      }));
+      deps.stats?.recordIngest(tallyIngest(shape.items, prepared, results, config.classifier));
+      return allRejected(prepared);
+    }
 
     let seqs: (number | null)[];
+    const toRealtime = toStore.filter((p) => p.event.routes.includes("realtime"));
+    const storeStarted = performance.now();
     try {
       ({ seqs } = await storeEvents(deps.sql, toStore.map((p) => p.event), {
         modes: Object.fromEntries(
@@ -193,11 +206,20 @@ export function createIngestApp(deps: IngestDeps): Hono {
         chunkBytes: config.settings.broadcast_max_payload_bytes - deps.limits.maxEventBytes - 1024,
       }));
     } catch (error) {
+      if (toRealtime.length) {
+        const ms = performance.now() - storeStarted;
+        deps.stats?.recordAdapterCall("realtime", "write", false, ms, toRealtime.length);
+      }
       return unavailable(error);
     }
 
     const seqByIndex = new Map<number, number | null>();
     toStore.forEach((p, i) => seqByIndex.set(p.index, seqs[i] ?? null));
+    if (toRealtime.length) {
+      const delivered = toRealtime.filter((p) => seqByIndex.get(p.index) != null).length;
+      const ms = performance.now() - storeStarted;
+      deps.stats?.recordAdapterCall("realtime", "write", true, ms, delivered);
+    }
     const response: IngestResponse = { stored: 0, duplicates: 0, rejected: 0, results: [] };
     const committed: CommittedEvent[] = [];
     for (const item of prepared) {
@@ -233,6 +255,9 @@ export function createIngestApp(deps: IngestDeps): Hono {
         log(`ingest: afterCommit failed (events stay in the outbox): ${(error as Error).message}`);
       }
     }
+    deps.stats?.recordIngest(
+      tallyIngest(shape.items, prepared, response.results, config.classifier),
+    );
     return Response.json(response);
   }
 
