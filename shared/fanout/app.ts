@@ -10,7 +10,8 @@
  * - `POST /relay` — service-role only; body `{ "events": [{ "id", "event_time" }] }`
  *   (at most 1,000): append those outbox rows to the delivery ledger now and
  *   answer after commit: 200 `{ appended, skipped, missing }`; 400 bad body;
- *   401; 503 when the database is unavailable (the rows stay pending).
+ *   401; 503 when the database is unavailable or too many relays wait on
+ *   this instance (the rows stay pending either way).
  * - `GET /status` — service-role only: instance, open connections, tail head.
  *
  * Every instance tails the ledger (backplane.ts) and drains the outbox
@@ -24,7 +25,7 @@ import { isTransientDbError } from "../db/client.ts";
 import { bearerToken, safeEqual, verifySupabaseJwt } from "../http/auth.ts";
 import { readBodyText } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
-import { createOutboxAppender, type OutboxAppender } from "./appender.ts";
+import { createOutboxAppender, type OutboxAppender, RelayQueueFull } from "./appender.ts";
 import { createLedgerTail, type LedgerTail } from "./backplane.ts";
 import { type Connection, serveConnection, type ServerSocket } from "./connection.ts";
 import { readReplayPage } from "./ledger.ts";
@@ -199,6 +200,15 @@ export function createFanoutService(deps: FanoutDeps): FanoutService {
       const summary = await appender.append(parsed.data.events);
       return c.json(summary);
     } catch (error) {
+      if (error instanceof RelayQueueFull) {
+        return errorResponse(
+          503,
+          "busy",
+          "Too many relays waiting on this instance; the events stay pending in the outbox",
+          {},
+          { "retry-after": "1" },
+        );
+      }
       const transient = isTransientDbError(error);
       log(`ws-fanout: relay append failed: ${(error as Error).message}`);
       return errorResponse(

@@ -25,6 +25,8 @@ export interface OutboxAppenderOptions {
   claimLimit?: number;
   /** Most keys in one group-commit transaction. */
   maxKeysPerAppend?: number;
+  /** Most relay requests waiting for a transaction; more are refused (RelayQueueFull). */
+  maxQueuedRelays?: number;
   pruneEveryMs?: number;
   /** Called after a transaction appended rows (e.g. poke the local tail). */
   onAppended?: () => void;
@@ -40,13 +42,22 @@ export interface RelayAppendSummary {
 }
 
 export interface OutboxAppender {
-  /** Appends the given outbox rows (group-committed); rejects when the transaction failed. */
+  /**
+   * Appends the given outbox rows (group-committed); rejects when the
+   * transaction failed, or at once with RelayQueueFull when too many relays
+   * already wait (the rows stay pending; memory stays bounded).
+   */
   append(keys: OutboxKey[]): Promise<RelayAppendSummary>;
   /** Appends every pending row; resolves with how many were appended. */
   drain(): Promise<number>;
   /** Drains now and then every `drainMs`. */
   start(): void;
   stop(): void;
+}
+
+/** Refusal of a relay because the instance's append queue is full. */
+export class RelayQueueFull extends Error {
+  override name = "RelayQueueFull";
 }
 
 interface Waiter {
@@ -62,6 +73,7 @@ export function createOutboxAppender(options: OutboxAppenderOptions): OutboxAppe
   const claimLimit = options.claimLimit ?? 500;
   const maxKeys = options.maxKeysPerAppend ?? 2_000;
   const pruneEveryMs = options.pruneEveryMs ?? 3_600_000;
+  const maxQueued = options.maxQueuedRelays ?? 256;
   const queue: Waiter[] = [];
   let flushing = false;
   let draining: Promise<number> | undefined;
@@ -140,6 +152,9 @@ export function createOutboxAppender(options: OutboxAppenderOptions): OutboxAppe
 
   const appender: OutboxAppender = {
     append(keys) {
+      if (queue.length >= maxQueued) {
+        return Promise.reject(new RelayQueueFull(`${queue.length} relays already wait`));
+      }
       return new Promise((resolve, reject) => {
         queue.push({ keys, resolve, reject });
         void flush();

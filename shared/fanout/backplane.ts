@@ -93,16 +93,26 @@ export function createLedgerTail(options: LedgerTailOptions): LedgerTail {
     async start() {
       head = (await ledgerBounds(options.sql)).lastCursor;
       lastReadAt = Date.now();
-      const listening = await options.sql.listen(
-        LEDGER_CHANNEL,
-        (payload) => {
-          if (Number(payload) > head) void pump();
-        },
-        // Runs on every (re)connect of the LISTEN connection: catch up on
-        // whatever was notified while it was down.
-        () => void pump(),
-      );
-      unlisten = listening.unlisten;
+      try {
+        const listening = await options.sql.listen(
+          LEDGER_CHANNEL,
+          (payload) => {
+            if (Number(payload) > head) void pump();
+          },
+          // Runs on every (re)connect of the LISTEN connection: catch up on
+          // whatever was notified while it was down.
+          () => void pump(),
+        );
+        unlisten = listening.unlisten;
+      } catch (error) {
+        // E.g. a transaction-mode pooler, which cannot LISTEN: the poll alone
+        // still delivers everything, only later.
+        options.log(
+          `ws-fanout: LISTEN ${LEDGER_CHANNEL} failed; relying on the ${options.pollMs} ms poll: ${
+            (error as Error).message
+          }`,
+        );
+      }
       timer = setInterval(() => void pump(), options.pollMs);
     },
     get head() {
