@@ -201,7 +201,7 @@ export function buildFamilies(input: ExpositionInput): MetricFamily[] {
       {
         name: "cutover_reconcile_consistency_ratio",
         help:
-          "Share of events judged consistent on both paths by the reconciliation runs of the last 15 minutes, by category.",
+          "Matched / judged over the reconciliation runs of the last 15 minutes, by category (late, missing, mismatched and duplicate count against it).",
         type: "gauge",
         samples: Object.entries(r.categories).sort()
           .filter(([, c]) => c.consistency !== null)

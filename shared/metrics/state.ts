@@ -153,7 +153,9 @@ async function readReconcile(
          where status = 'succeeded' and finished_at >= ${since}) as succeeded,
         (select count(*)::float8 from cutover.reconcile_runs
          where status = 'failed' and finished_at >= ${since}) as failed,
-        (select coalesce(jsonb_agg(counts), '[]'::jsonb) from cutover.reconcile_runs
+        (select coalesce(jsonb_agg(coalesce(report -> 'categories', jsonb_build_object('all', counts))),
+           '[]'::jsonb)
+         from cutover.reconcile_runs
          where status = 'succeeded' and finished_at >= ${since}) as counts`,
     hasFindings
       ? sql<{ type: string; n: number }[]>`

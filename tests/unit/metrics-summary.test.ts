@@ -6,7 +6,7 @@ import { emptyHistogram, observe } from "../../shared/metrics/histogram.ts";
 import { buildFamilies } from "../../shared/metrics/exposition.ts";
 import { statsCategoryOf, tallyIngest } from "../../shared/metrics/ingest.ts";
 import { formatExposition } from "../../shared/metrics/prometheus.ts";
-import { consistencyByCategory, outcomesByCategory } from "../../shared/metrics/reconcile-view.ts";
+import { consistencyByCategory, VERDICTS } from "../../shared/metrics/reconcile-view.ts";
 import { STATS_BUCKET_MS } from "../../shared/metrics/stats.ts";
 import type { AdapterStepRow } from "../../shared/metrics/store.ts";
 import {
@@ -170,31 +170,49 @@ describe("ingest tally", () => {
 });
 
 describe("reconciliation view", () => {
-  it("reads counts per category, per outcome, or flat", () => {
-    expect(outcomesByCategory({ critical: { matched: 3, missing_on_websocket: 1 } })).toEqual({
-      critical: { matched: 3, missing_on_websocket: 1 },
-    });
-    expect(outcomesByCategory({ matched: { critical: 2, debug: 1 }, late: { critical: 1 } }))
-      .toEqual({ critical: { matched: 2, late: 1 }, debug: { matched: 1 } });
-    expect(outcomesByCategory({ matched: 5, checksum_mismatch: 1 })).toEqual({
-      all: { matched: 5, checksum_mismatch: 1 },
-    });
-    expect(outcomesByCategory(null)).toEqual({});
-  });
-
-  it("judges matched and late as consistent, leaves pending out, sums runs", () => {
+  it("sums verdicts per category over runs; only matched is consistent", () => {
     const view = consistencyByCategory([
-      { critical: { matched: 8, late: 1, pending: 50 } },
+      {
+        critical: {
+          matched: 8,
+          late: 1,
+          pending: 50,
+          single_route: 4,
+          judged: 9,
+          consistency: 0.888,
+          alert: true,
+          window: { from: "x" },
+        },
+      },
       { critical: { checksum_mismatch: 1 }, debug: { pending: 3 } },
+      { all: { matched: 2, producer_gap: 1 } },
+      null,
     ]);
     expect(view.critical).toEqual({
       judged: 10,
-      consistent: 9,
-      mismatched: 1,
-      consistency: 0.9,
-      mismatch_rate: 0.1,
+      matched: 8,
+      mismatched: 2,
+      consistency: 0.8,
+      mismatch_rate: 0.2,
     });
-    expect(view.debug).toMatchObject({ judged: 0, consistency: null });
+    expect(view.debug).toMatchObject({ judged: 0, consistency: null, mismatch_rate: null });
+    expect(view.all).toMatchObject({ judged: 2, consistency: 1 });
+  });
+
+  it("keeps consistency + mismatch rate = 1 and judged = sum of verdicts", () => {
+    const verdict = fc.constantFrom(...VERDICTS, "pending", "single_route");
+    fc.assert(fc.property(
+      fc.array(fc.dictionary(verdict, fc.nat({ max: 1000 })), { maxLength: 10 }),
+      (runs) => {
+        const view = consistencyByCategory(runs.map((r) => ({ system: r })));
+        const judged = runs.flatMap((r) => Object.entries(r))
+          .filter(([k]) => VERDICTS.includes(k)).reduce((n, [, v]) => n + v, 0);
+        expect(view.system?.judged ?? 0).toBe(judged);
+        if (judged > 0) {
+          expect(view.system!.consistency! + view.system!.mismatch_rate!).toBeCloseTo(1, 5);
+        }
+      },
+    ));
   });
 });
 
