@@ -17,7 +17,7 @@ import {
   type TailBatch,
 } from "./cursor-stream.ts";
 import type { LedgerBounds } from "./ledger.ts";
-import { encodeDeliveries, queueVerdict } from "./messages.ts";
+import { encodeBatchOnce, encodeDeliveries, queueVerdict } from "./messages.ts";
 import {
   CLOSE_CODES,
   type ErrorMessage,
@@ -123,8 +123,11 @@ export function serveConnection(deps: ConnectionDeps): Connection {
     return true;
   }
 
-  function deliver(entries: LedgerEntry[]): void {
-    for (const message of encodeDeliveries(entries, settings.pageSize)) {
+  function deliver(entries: LedgerEntry[], whole?: TailBatch): void {
+    const messages = whole && entries.length === whole.entries.length
+      ? encodeBatchOnce(whole.entries, settings.pageSize)
+      : encodeDeliveries(entries, settings.pageSize);
+    for (const message of messages) {
       if (!send(message)) return;
     }
   }
@@ -231,7 +234,7 @@ export function serveConnection(deps: ConnectionDeps): Connection {
     unsubscribe = deps.tail.subscribe((batch) => {
       if (ended) return;
       const step = s.live(batch);
-      deliver(step.deliver);
+      deliver(step.deliver, batch);
       if (step.replay) void replay(false);
     });
     heartbeat = setInterval(() => send('{"type":"ping"}'), settings.heartbeatMs);

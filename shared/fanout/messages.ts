@@ -55,6 +55,22 @@ export function encodeDeliveries(entries: LedgerEntry[], maxEvents: number): str
   return out;
 }
 
+const shared = new WeakMap<readonly LedgerEntry[], string[]>();
+
+/**
+ * encodeDeliveries for a tail batch delivered whole, cached per batch: the
+ * common case (a live client whose filter passes the batch) costs one
+ * encoding per instance instead of one per client.
+ */
+export function encodeBatchOnce(entries: readonly LedgerEntry[], maxEvents: number): string[] {
+  let messages = shared.get(entries);
+  if (messages === undefined) {
+    messages = encodeDeliveries([...entries], maxEvents);
+    shared.set(entries, messages);
+  }
+  return messages;
+}
+
 /**
  * Whether a message of `messageChars` may be queued on a socket that already
  * holds `bufferedAmount` unsent bytes: past `maxQueueBytes` the client is a

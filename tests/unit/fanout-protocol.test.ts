@@ -2,7 +2,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CATEGORIES } from "../../shared/events/schema.ts";
 import type { LedgerEntry } from "../../shared/fanout/cursor-stream.ts";
-import { encodeDeliveries, MAX_BATCH_CHARS, queueVerdict } from "../../shared/fanout/messages.ts";
+import {
+  encodeBatchOnce,
+  encodeDeliveries,
+  MAX_BATCH_CHARS,
+  queueVerdict,
+} from "../../shared/fanout/messages.ts";
 import { MAX_FILTER_SOURCES, parseStreamQuery } from "../../shared/fanout/query.ts";
 
 const parse = (qs: string) => parseStreamQuery(new URLSearchParams(qs));
@@ -115,6 +120,14 @@ describe("delivery messages", () => {
         expect(seen).toEqual(cursors.map(String));
       },
     ));
+  });
+
+  it("encodes a whole tail batch once for every client, identically to a per-client encoding", () => {
+    const batch = entries([3, 4, 9]);
+    const first = encodeBatchOnce(batch, 2);
+    expect(encodeBatchOnce(batch, 2)).toBe(first);
+    expect(first).toEqual(encodeDeliveries(batch, 2));
+    expect(encodeBatchOnce(entries([3, 4, 9]), 2)).not.toBe(first);
   });
 
   it("never lets the unsent bytes pass the queue limit, and never blocks an empty queue", () => {
