@@ -95,7 +95,11 @@ export interface StatsRecorder {
    * elapsed (`force` ignores it). Concurrent calls share one flush. Never rejects.
    */
   flush(force?: boolean): Promise<FlushResult>;
-  /** Stops the timer and makes a final, forced flush (bounded by closeTimeoutMs). Never rejects. */
+  /**
+   * Stops the timer and makes a final, forced flush (bounded by
+   * closeTimeoutMs). What is recorded afterwards is flushed at once (handed
+   * to EdgeRuntime.waitUntil where it exists). Never rejects.
+   */
   close(): Promise<FlushResult>;
   status(): RecorderStatus;
 }
@@ -127,6 +131,7 @@ export function createStatsRecorder(options: StatsRecorderOptions): StatsRecorde
   let lastError: string | null = null;
   let inFlight: Promise<FlushResult> | undefined;
   let closed = false;
+  let lateFlushScheduled = false;
   const refused = new Set<string>();
 
   const timer = options.autoFlush === false ? undefined : setInterval(() => {
@@ -139,6 +144,24 @@ export function createStatsRecorder(options: StatsRecorderOptions): StatsRecorde
     if (refused.has(what) || refused.size > 100) return;
     refused.add(what);
     log(`stats: not recorded (invalid ${what}); fix the caller`);
+  }
+
+  /**
+   * After close(), work the platform still lets finish (EdgeRuntime.waitUntil,
+   * e.g. the relay's POST) may record more: flush that too, after any flush
+   * in flight, and keep the instance alive for it.
+   */
+  function flushLate(): void {
+    if (!closed || lateFlushScheduled) return;
+    lateFlushScheduled = true;
+    const late = (async () => {
+      await Promise.resolve();
+      if (inFlight) await inFlight;
+      lateFlushScheduled = false;
+      return await recorder.flush(true);
+    })();
+    (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } }).EdgeRuntime
+      ?.waitUntil(late);
   }
 
   async function refreshThresholds(): Promise<void> {
@@ -197,6 +220,7 @@ export function createStatsRecorder(options: StatsRecorderOptions): StatsRecorde
           events,
           slow: latencyMs > slowMs[adapter],
         });
+        flushLate();
       } catch (error) {
         log(`stats: recording failed: ${(error as Error).message}`);
       }
@@ -213,6 +237,7 @@ export function createStatsRecorder(options: StatsRecorderOptions): StatsRecorde
           }
           buffer.addIngest(bucket, category as StatsCategory, c);
         }
+        flushLate();
       } catch (error) {
         log(`stats: recording failed: ${(error as Error).message}`);
       }

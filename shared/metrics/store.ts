@@ -125,8 +125,10 @@ export interface AdapterWindow extends AdapterCounts {
 }
 
 export interface AdapterWindowQuery {
-  /** Window length in seconds, ending now (the database's clock). */
+  /** Window length in seconds. */
   seconds: number;
+  /** Where the window ends, in seconds before now (the database's clock; default 0). A breaker's baseline is an older window. */
+  endSecondsAgo?: number;
   adapter?: Adapter;
   operation?: string;
 }
@@ -140,8 +142,9 @@ const COUNT_COLUMNS = `
 
 /**
  * The circuit breakers' read: per adapter and operation, the sums of every
- * bucket that started within the last `seconds` (see the migration for what
- * the newest, still-filling bucket means). Judge the result with
+ * bucket that started within the last `seconds` (or within `seconds` ending
+ * `endSecondsAgo` ago — e.g. an hour-long baseline before the judged window);
+ * see the migration for what the newest, still-filling bucket means. Judge the result with
  * `describeAdapterCounts` (stats.ts). Operations with no calls in the window
  * are absent. Throws on database errors.
  */
@@ -152,10 +155,11 @@ export async function readAdapterWindow(
   return await sql.unsafe<AdapterWindow[]>(
     `select adapter, operation, ${COUNT_COLUMNS}
      from cutover.adapter_stats
-     where bucket_start >= now() - make_interval(secs => $1::float8)
+     where bucket_start >= now() - make_interval(secs => $4::float8 + $1::float8)
+       and bucket_start < now() - make_interval(secs => $4::float8)
        and ($2::text is null or adapter = $2) and ($3::text is null or operation = $3)
      group by adapter, operation order by adapter, operation`,
-    [query.seconds, query.adapter ?? null, query.operation ?? null],
+    [query.seconds, query.adapter ?? null, query.operation ?? null, query.endSecondsAgo ?? 0],
   );
 }
 

@@ -362,6 +362,8 @@ describe("stats tables", () => {
     const write = rows.find((r) => r.operation === "write")!;
     expect(write.calls).toBeGreaterThan(0);
     expect(write.histogram.reduce((a, b) => a + b, 0)).toBe(write.calls);
+    // A window that ends before any traffic of this run is empty.
+    expect(await readAdapterWindow(sql, { seconds: 60, endSecondsAgo: 86_400 * 365 })).toEqual([]);
   });
 
   it("prune buckets past the retention, never the totals", async () => {
@@ -386,6 +388,33 @@ describe("stats tables", () => {
     }).catch((error: { code?: string }) => {
       if (error.code !== "22012") throw error;
     });
+  });
+});
+
+describe("metrics: graceful shutdown", () => {
+  it("flushes an instance's pending stats on beforeunload when it is stopped", async () => {
+    const before = await quiescentCounters();
+    const fn = (action: "stop" | "start") =>
+      fetch(`${stack().info.apiUrl}/_local/functions/ingest/${action}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack().info.serviceRoleKey}` },
+      });
+    const res = await ingest({
+      events: [0, 1].map(() => makeEvent({ event_type: "db.connection.lost" })),
+    });
+    expect(res.body.stored).toBe(2);
+    // Stopped at once, well inside the 5-second flush period: what reaches
+    // the tables now was written by the shutdown flush.
+    expect((await fn("stop")).status).toBe(200);
+    try {
+      const d = delta(await counters(), before);
+      expect(d).toMatchObject({ "critical.received": 2, "critical.stored": 2, "rt.calls": 1 });
+    } finally {
+      expect((await fn("start")).status).toBe(200);
+    }
+    await eventually(async () => {
+      expect((await ingest({ events: [makeEvent()] })).status).toBe(200);
+    }, 15_000);
   });
 });
 

@@ -280,6 +280,12 @@ describe("createStatsRecorder", () => {
     expect(await recorder.close()).toMatchObject({ ok: true });
     expect(writes).toHaveLength(1);
 
+    // Recorded after close (e.g. by work the platform lets finish): flushed at once.
+    recorder.recordAdapterCall("websocket", "relay", false, 3);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(writes).toHaveLength(2);
+    expect(writes[1]!.batch.adapters[0]).toMatchObject({ calls: 1, failures: 1 });
+
     const hanging = createStatsRecorder({
       name: "test",
       autoFlush: false,
