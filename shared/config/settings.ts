@@ -13,6 +13,7 @@ import {
   type ChecksumAlg,
 } from "../events/schema.ts";
 import { DEFAULT_CHECKSUM_ALG } from "../events/checksum.ts";
+import { resilienceDefaults, resilienceSettingsShape } from "../resilience/settings.ts";
 
 export const adapterSchema = z.enum(ADAPTERS);
 export const deliveryModeSchema = z.enum(["postgres_changes", "broadcast"]);
@@ -76,6 +77,8 @@ export const rollbackSchema = z.strictObject({
   latency_duration_s: z.number().int().positive(),
   connection_failures: z.number().int().positive(),
   connection_failures_window_s: z.number().int().positive(),
+  /** The failing adapter is the primary: set the global override to the other one, or do nothing. */
+  on_primary_failure: z.enum(["global_override", "none"]).default("global_override"),
 });
 export type RollbackSettings = z.infer<typeof rollbackSchema>;
 
@@ -86,6 +89,7 @@ export const settingsSchema = z.strictObject({
   routing_key: z.enum(["source", "id"]),
   adapter_health: z.strictObject({ websocket: adapterHealthSchema, realtime: adapterHealthSchema }),
   circuit_breaker: circuitBreakerSchema,
+  ...resilienceSettingsShape,
   rollback: rollbackSchema,
   retention_days: z.number().int().min(1).max(3650),
   partitions_ahead_days: z.number().int().min(1).max(60),
@@ -153,7 +157,9 @@ export function builtInDefaults(): ConfigDefaults {
         latency_duration_s: 600,
         connection_failures: 3,
         connection_failures_window_s: 60,
+        on_primary_failure: "global_override",
       },
+      ...resilienceDefaults(),
       retention_days: 30,
       partitions_ahead_days: 7,
       anon_read_enabled: false,

@@ -7,6 +7,9 @@
  * 3. A disabled category, a 0 % share, an empty adapter list, or a routing key
  *    outside the category's split → the primary adapter only.
  * 4. Inside the split → the category's adapters plus the primary.
+ * 4a. After a breaker closes, a recovering secondary adapter is added only for
+ *    keys below its ramped share of the split (`restoreShare`, see
+ *    shared/resilience/restore.ts): sticky and monotonic like the split itself.
  * 5. An adapter whose breaker is open is deferred: the event still goes to it
  *    (its outbox keeps it until recovery), and when every chosen adapter is
  *    open the healthy one is added so the event is live somewhere now
@@ -16,6 +19,7 @@
  */
 import type { Adapter, Category } from "../events/schema.ts";
 import type { CategoryFlags, GlobalOverride } from "../config/settings.ts";
+import { restoredThreshold } from "../resilience/restore.ts";
 import { bucketOf, splitThreshold } from "./bucket.ts";
 
 export interface RoutingConfig {
@@ -25,6 +29,8 @@ export interface RoutingConfig {
   routingKey: "source" | "id";
   /** Adapters whose breaker is open now. */
   openBreakers?: ReadonlySet<Adapter>;
+  /** Adapters ramping back after their breaker closed: the share (0..1) of each split they get. */
+  restoreShare?: Partial<Record<Adapter, number>>;
 }
 
 export interface RoutableEvent {
@@ -50,6 +56,8 @@ export interface RouteDecision {
   bucket?: number;
   /** Chosen adapters whose breaker is open: delivered after recovery, not now. */
   deferred?: Adapter[];
+  /** Category adapters left out because they are still ramping back after recovery. */
+  held?: Adapter[];
 }
 
 const ORDER: Adapter[] = ["websocket", "realtime"];
@@ -83,9 +91,20 @@ export function routeEvent(event: RoutableEvent, config: RoutingConfig): RouteDe
     decision = { adapters: [config.primary], reason: "no_adapters" };
   } else {
     const bucket = bucketOf(routingKeyOf(event, config.routingKey), event.category);
-    decision = bucket < splitThreshold(flags.percentage)
-      ? { adapters: sorted([config.primary, ...flags.adapters]), reason: "in_split", bucket }
-      : { adapters: [config.primary], reason: "outside_split", bucket };
+    const threshold = splitThreshold(flags.percentage);
+    if (bucket < threshold) {
+      const held = flags.adapters.filter((a) =>
+        a !== config.primary &&
+        bucket >= restoredThreshold(threshold, config.restoreShare?.[a] ?? 1)
+      );
+      const chosen = flags.adapters.filter((a) => !held.includes(a));
+      decision = {
+        adapters: sorted([config.primary, ...chosen]),
+        reason: "in_split",
+        bucket,
+        ...(held.length > 0 ? { held } : {}),
+      };
+    } else decision = { adapters: [config.primary], reason: "outside_split", bucket };
   }
   return applyBreakers(decision, config);
 }
