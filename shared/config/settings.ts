@@ -82,6 +82,38 @@ export const rollbackSchema = z.strictObject({
 });
 export type RollbackSettings = z.infer<typeof rollbackSchema>;
 
+/** How reconcile compares a category's two copies of an event (seed 000 match_criteria). */
+export const matchCriterionSchema = z.enum(["exact", "semantic", "presence"]);
+export type MatchCriterion = z.infer<typeof matchCriterionSchema>;
+
+const perCategory = <T extends z.ZodType>(value: T) =>
+  z.strictObject(
+    Object.fromEntries(CATEGORIES.map((c) => [c, value])) as Record<Category, T>,
+  );
+
+/** Reconciliation of the two delivery paths (seed 000, "Reconciliation logic"). */
+export const reconcileSchema = z.strictObject({
+  /** A counterpart within this long of the event is on time; events younger are not read yet. */
+  buffer_window_s: z.number().int().min(1).max(3600),
+  /** A counterpart later than the buffer but within this is `late`; none by then is missing. */
+  max_delay_s: z.number().int().min(1).max(86_400),
+  /** Two copies match when source, sequence_id and event_type agree and timestamps are this close. */
+  timestamp_window_s: z.number().min(0).max(3600),
+  /** `semantic`: numbers equal when |a − b| ≤ tolerance × max(|a|, |b|). */
+  numeric_tolerance: z.number().min(0).max(1),
+  criteria: perCategory(matchCriterionSchema),
+  /** An alert is raised when a category's share of judged events not matched exceeds this. */
+  alert_thresholds: perCategory(z.number().min(0).max(1)),
+  /** Most new events (and ledger rows, and carried items) one run reads. */
+  batch_limit: z.number().int().min(100).max(200_000),
+  /** Findings logged one line each per run; the rest are counted in one line. */
+  log_limit: z.number().int().min(0).max(10_000),
+}).refine((r) => r.max_delay_s >= r.buffer_window_s, {
+  message: "max_delay_s must be at least buffer_window_s",
+  path: ["max_delay_s"],
+});
+export type ReconcileSettings = z.infer<typeof reconcileSchema>;
+
 /** Every global setting, keyed as in `cutover.settings`. */
 export const settingsSchema = z.strictObject({
   global_override: globalOverrideSchema,
@@ -91,6 +123,7 @@ export const settingsSchema = z.strictObject({
   circuit_breaker: circuitBreakerSchema,
   ...resilienceSettingsShape,
   rollback: rollbackSchema,
+  reconcile: reconcileSchema,
   retention_days: z.number().int().min(1).max(3650),
   partitions_ahead_days: z.number().int().min(1).max(60),
   anon_read_enabled: z.boolean(),
@@ -160,6 +193,34 @@ export function builtInDefaults(): ConfigDefaults {
         on_primary_failure: "global_override",
       },
       ...resilienceDefaults(),
+      // Seed 000: exact data match for critical, semantic equivalence for
+      // performance, presence only for debug, and the share each must reach
+      // (100 %, 95 %, 90 %) as the alert thresholds. user_activity and system
+      // are compared exactly (their copies come from the same stored row, so
+      // any difference is a defect); user_activity alerts like critical (its
+      // SHA-256 class), system like performance (its CRC-32 class).
+      reconcile: {
+        buffer_window_s: 30,
+        max_delay_s: 300,
+        timestamp_window_s: 5,
+        numeric_tolerance: 0.001,
+        criteria: {
+          critical: "exact",
+          performance: "semantic",
+          user_activity: "exact",
+          system: "exact",
+          debug: "presence",
+        },
+        alert_thresholds: {
+          critical: 0,
+          performance: 0.05,
+          user_activity: 0,
+          system: 0.05,
+          debug: 0.1,
+        },
+        batch_limit: 50_000,
+        log_limit: 100,
+      },
       retention_days: 30,
       partitions_ahead_days: 7,
       anon_read_enabled: false,
