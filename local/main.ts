@@ -9,6 +9,7 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { type Demo, startDemo } from "./demo.ts";
 import { DEFAULT_PORTS, startStack } from "./stack.ts";
 import { repoRoot } from "./toolchain.ts";
 
@@ -60,6 +61,7 @@ for (const spec of values.instances ?? []) {
 // Signals are handled from the first moment: one that arrives while the
 // stack is still starting stops it as soon as the start completes.
 let stack: Awaited<ReturnType<typeof startStack>> | undefined;
+let demo: Demo | undefined;
 let stopRequested: string | undefined;
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
@@ -70,6 +72,7 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   console.log(`\n${signal}: draining requests and stopping…`);
+  await demo?.stop();
   await stack.stop();
   console.log("stopped; data kept.");
   process.exit(0);
@@ -120,4 +123,12 @@ Written to ${
   "stack.json"
 }. Press Ctrl-C to stop.
 `);
+if (values.demo && !stopRequested) {
+  demo = await startDemo({
+    apiUrl: info.apiUrl,
+    producerKey: info.producerKey,
+    serviceRoleKey: info.serviceRoleKey,
+    log,
+  });
+}
 if (stopRequested) await shutdown(stopRequested);
