@@ -15,7 +15,7 @@ import { applyMigrations, currentMigrationVersion } from "./migrate.ts";
 import { refuseIfClusterRunning, startPostgres } from "./postgres.ts";
 import { readFunctionConfigs, supabaseDir } from "./project.ts";
 import { startStaticServer } from "./static-server.ts";
-import { repoRoot } from "./toolchain.ts";
+import { dashboardDist, ensureDashboardBuilt } from "./dashboard-build.ts";
 import { createControlMount } from "./control.ts";
 import { type Scheduler, startScheduler } from "./scheduler.ts";
 import { applyRealtimeBootstrap, startLocalRealtime } from "./realtime/server.ts";
@@ -147,6 +147,10 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       if (problem) throw new Error(problem);
     }
 
+    // Built (when stale) while Postgres and the functions start; awaited before it is served.
+    const dashboardBuilt = ensureDashboardBuilt(log);
+    cleanups.push(() => dashboardBuilt);
+
     if (options.reset) rmSync(path.join(stateDir, "secrets.json"), { force: true });
     const keys = await deriveKeys(loadOrCreateSecrets(stateDir));
 
@@ -246,9 +250,10 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     await sql`select cutover.maintain_partitions()`;
 
     const dashboardUrl = `http://127.0.0.1:${options.ports.dashboard}`;
+    await dashboardBuilt;
     const dashboard = await startStaticServer({
       port: options.ports.dashboard,
-      root: path.join(repoRoot, "dashboard", "dist"),
+      root: dashboardDist,
       publicConfig: { apiUrl, anonKey: keys.anonKey },
     });
     cleanups.push(() => dashboard.close());

@@ -1,7 +1,8 @@
 /**
  * `npm run check`: the static checks, one after another, stopping at the first
  * failure — `deno check` of every function entrypoint (and the local function
- * host), `deno lint`, `deno fmt --check`, and `tsc --noEmit` for the Node side.
+ * host), `deno lint`, `deno fmt --check`, and `tsc --noEmit` for the Node side
+ * and for the dashboard.
  */
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
@@ -22,6 +23,13 @@ const steps: [string, string, string[]][] = [
     "--noEmit",
     "-p",
     ".",
+  ]],
+  // The dashboard is browser code (DOM types, no Node): its own tsconfig.
+  ["tsc -p dashboard", process.execPath, [
+    path.join(repoRoot, "node_modules", "typescript", "bin", "tsc"),
+    "--noEmit",
+    "-p",
+    "dashboard",
   ]],
 ];
 

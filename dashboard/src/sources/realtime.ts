@@ -1,0 +1,170 @@
+/**
+ * Realtime mode: the new path, through `@supabase/supabase-js` and the
+ * project's consumer helper (shared/realtime-consumer), which backfills from
+ * the history API on every SUBSCRIBED so a reconnect leaves no hole.
+ *
+ * A backfill reads the store of record, which also holds events routed to
+ * the WebSocket path only; this source keeps the ones routed to Realtime, so
+ * Realtime mode shows what the Realtime path carries.
+ *
+ * Categories may use different delivery modes (the flags' `delivery_mode`):
+ * in "auto" the source subscribes each category the way the flags say when
+ * the viewer can read them, and otherwise listens both ways (the dashboard
+ * drops the second copy by id).
+ *
+ * supabase-js is loaded on demand, so WebSocket mode's first load does not
+ * pay for it.
+ */
+import type {
+  HistoryFetcher,
+  MonitoringEvent,
+} from "../../../shared/realtime-consumer/subscribe.ts";
+import type { LinkState } from "../core/connection.ts";
+import { type Category, CATEGORY_LIST, type DashboardEvent } from "../core/events.ts";
+import type { HistoryReader, LiveSource, RealtimeDelivery, SourceSink } from "./types.ts";
+
+type Mode = "postgres_changes" | "broadcast";
+
+export interface RealtimeSourceOptions {
+  apiUrl: string;
+  anonKey: string;
+  token: () => string;
+  history: HistoryReader;
+  delivery: RealtimeDelivery;
+  /** Each category's delivery mode from the flags, when readable. */
+  categoryModes?: Partial<Record<Category, Mode>>;
+  /** Start from events received after this time (ISO), e.g. the last one seen before a mode switch. */
+  receivedSince?: string;
+  /** Broadcast on private channels (the flags' `broadcast_private`; default true). */
+  privateChannels?: boolean;
+  sink: SourceSink;
+}
+
+/** Realtime's reconnect schedule (supabase-js's default steps), observed so the indicator can count down. */
+const RECONNECT_STEPS_MS = [1_000, 2_000, 5_000, 10_000];
+
+/** Which categories to subscribe in which mode. */
+export function subscriptionPlan(
+  delivery: RealtimeDelivery,
+  categoryModes?: Partial<Record<Category, Mode>>,
+): { mode: Mode; categories: Category[] }[] {
+  if (delivery !== "auto") return [{ mode: delivery, categories: [...CATEGORY_LIST] }];
+  if (!categoryModes || CATEGORY_LIST.some((c) => !categoryModes[c])) {
+    return [
+      { mode: "postgres_changes", categories: [...CATEGORY_LIST] },
+      { mode: "broadcast", categories: [...CATEGORY_LIST] },
+    ];
+  }
+  const plan: { mode: Mode; categories: Category[] }[] = [];
+  for (const mode of ["postgres_changes", "broadcast"] as const) {
+    const categories = CATEGORY_LIST.filter((c) => categoryModes[c] === mode);
+    if (categories.length) plan.push({ mode, categories });
+  }
+  return plan;
+}
+
+/** Starts subscribing; resolves once supabase-js is loaded (the subscriptions connect on their own). */
+export async function startRealtimeSource(options: RealtimeSourceOptions): Promise<LiveSource> {
+  const { sink } = options;
+  const [{ createClient }, { subscribeMonitoringEvents }] = await Promise.all([
+    import("@supabase/supabase-js"),
+    import("../../../shared/realtime-consumer/subscribe.ts"),
+  ]);
+  let nextAttemptAt: number | undefined;
+  let tries = 0;
+  let closed = false;
+  const token = options.token();
+  const client = createClient(options.apiUrl, options.anonKey, {
+    accessToken: () => Promise.resolve(token),
+    realtime: {
+      reconnectAfterMs: (n: number) => {
+        tries = n;
+        const delay = RECONNECT_STEPS_MS[n - 1] ?? 10_000;
+        nextAttemptAt = Date.now() + delay;
+        return delay;
+      },
+    },
+  });
+
+  // The token must be on the socket before the first join: with only the
+  // accessToken callback, supabase-js resolves it asynchronously and the
+  // channels would join (and stay) as the anon key.
+  await client.realtime.setAuth(token);
+
+  const plan = subscriptionPlan(options.delivery, options.categoryModes);
+  const states = plan.map(() => ({ status: "connecting", error: undefined as string | undefined }));
+
+  function report(): void {
+    if (closed) return;
+    const statuses = states.map((s) => s.status);
+    const error = states.find((s) => s.error)?.error;
+    let link: LinkState;
+    if (statuses.includes("reconnecting")) {
+      link = {
+        path: "realtime",
+        status: "reconnecting",
+        attempt: Math.max(0, tries - 1),
+        nextAttemptAt: nextAttemptAt && nextAttemptAt > Date.now() ? nextAttemptAt : undefined,
+        detail: error,
+      };
+    } else if (statuses.includes("connecting")) {
+      link = { path: "realtime", status: "connecting" };
+    } else if (statuses.includes("backfilling")) {
+      link = { path: "realtime", status: "catching_up" };
+    } else if (statuses.every((s) => s === "live")) {
+      tries = 0;
+      link = {
+        path: "realtime",
+        status: "connected",
+        server: plan.map((p) => p.mode.replace("_", " ")).join(" + "),
+      };
+    } else {
+      link = { path: "realtime", status: "offline", detail: error ?? "closed" };
+    }
+    sink.link(link);
+  }
+
+  const subscriptions = plan.map(({ mode, categories }, i) => {
+    // Ids the last history page returned: what the helper delivers from them is a backfill.
+    const fromHistory = new Set<string>();
+    const history: HistoryFetcher = async (query) => {
+      const page = await options.history({ ...query, categories: query.categories });
+      fromHistory.clear();
+      for (const e of page.events) fromHistory.add(e.id);
+      return page as { events: MonitoringEvent[]; next: typeof page.next };
+    };
+    return subscribeMonitoringEvents({
+      client,
+      mode,
+      categories,
+      history,
+      privateChannels: options.privateChannels ?? true,
+      receivedSince: options.receivedSince,
+      onEvents: (events) => {
+        const live: DashboardEvent[] = [];
+        const backfill: DashboardEvent[] = [];
+        for (const e of events) {
+          if (!fromHistory.has(e.id)) live.push(e);
+          // History holds every event; the Realtime path owes only those routed to it.
+          else if (e.routes.includes("realtime")) backfill.push(e);
+        }
+        if (live.length) sink.events(live, "realtime", "live");
+        if (backfill.length) sink.events(backfill, "realtime", "backfill");
+      },
+      onState: (state) => {
+        states[i] = { status: state.status, error: state.error };
+        report();
+      },
+    });
+  });
+  report();
+
+  return {
+    path: "realtime",
+    close() {
+      closed = true;
+      for (const s of subscriptions) void s.close();
+      void client.removeAllChannels().then(() => client.realtime.disconnect());
+    },
+  };
+}
