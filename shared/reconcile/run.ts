@@ -347,11 +347,7 @@ async function reconcilePass(
   const inserted = await store.insertFindings(tx, run.id, findings);
   const fresh_ = findings.filter((f) => inserted.has(`${f.type}|${f.key}`));
   const relaySeqs = fresh_.flatMap((f) => (f.repair.action === "re_relay" ? [f.repair.seq] : []));
-  const reRelays = await store.reRelayEvents(
-    tx,
-    relaySeqs,
-    `reconcile: re-relayed by run ${run.id}, the event was not in the ledger`,
-  );
+  const reRelays = await store.inspectReRelay(tx, relaySeqs);
   const relayKeys: OutboxKey[] = [];
   const repairedKeys = new Set<string>();
   let reRelayed = 0, notRepairable = 0;
@@ -504,5 +500,10 @@ async function reconcilePass(
     counts,
     report,
   });
+  await store.requeueOutbox(
+    tx,
+    reRelays.filter((r) => !r.inLedger).map((r) => r.seq),
+    `reconcile: re-relayed by run ${run.id}, the event was not in the ledger`,
+  );
   return { report, logLines: request.dryRun ? [] : logLines, relayKeys };
 }

@@ -416,13 +416,11 @@ export interface ReRelay {
 }
 
 /**
- * The repair of the WebSocket path: for each event (by seq) not in the
- * ledger, its relay-outbox row is put back to `pending`, due now — or
- * inserted when it is gone — so ws-fanout's drain (or a relay) appends it to
- * the ledger and streams it, the same way as any pending row. The ledger
- * itself is never written here.
+ * What re-relaying these events (by seq) would find, read without locking
+ * anything: each event's outbox status and whether the ledger already holds
+ * its id. Events whose row is gone are absent.
  */
-export async function reRelayEvents(tx: Db, seqs: number[], note: string): Promise<ReRelay[]> {
+export async function inspectReRelay(tx: Db, seqs: number[]): Promise<ReRelay[]> {
   if (seqs.length === 0) return [];
   const rows = await tx.unsafe<
     {
@@ -434,25 +432,13 @@ export async function reRelayEvents(tx: Db, seqs: number[], note: string): Promi
       in_ledger: boolean;
     }[]
   >(
-    `with target as (
-       select e.seq, e.id, e."timestamp" as t, e.received_at, e.source, e.sequence_id,
-         (select o.status from cutover.relay_outbox o
-           where o.event_id = e.id and o.event_time = e."timestamp") as was,
-         exists (select 1 from cutover.ws_delivery_ledger l
-           where l.event_id = e.id and l.event_time = e."timestamp") as in_ledger
-       from public.monitoring_events e where e.seq = any($1::bigint[])
-     ), upserted as (
-       insert into cutover.relay_outbox as o
-         (event_id, event_time, source, sequence_id, status, next_attempt_at, last_error)
-       select id, t, source, sequence_id, 'pending', now(), $2 from target where not in_ledger
-       on conflict (event_id, event_time) do update
-         set status = 'pending', next_attempt_at = now(), delivered_at = null,
-             last_error = excluded.last_error
-       returning 1
-     )
-     select seq, id, t, received_at, was, in_ledger, (select count(*) from upserted) as n
-     from target`,
-    [seqs, note],
+    `select e.seq, e.id, e."timestamp" as t, e.received_at,
+       (select o.status from cutover.relay_outbox o
+         where o.event_id = e.id and o.event_time = e."timestamp") as was,
+       exists (select 1 from cutover.ws_delivery_ledger l
+         where l.event_id = e.id and l.event_time = e."timestamp") as in_ledger
+     from public.monitoring_events e where e.seq = any($1::bigint[])`,
+    [seqs],
   );
   return rows.map((r) => ({
     seq: Number(r.seq),
@@ -462,6 +448,34 @@ export async function reRelayEvents(tx: Db, seqs: number[], note: string): Promi
     was: r.was,
     inLedger: r.in_ledger,
   }));
+}
+
+/**
+ * The repair of the WebSocket path: for each event (by seq) still not in the
+ * ledger, its relay-outbox row is put back to `pending`, due now — or
+ * inserted when it is gone — so ws-fanout's drain (or a relay) appends it to
+ * the ledger and streams it, the same way as any pending row. The ledger
+ * itself is never written here. Call it as the transaction's last statement:
+ * ws-fanout claims pending rows in order and waits for locked ones, so the
+ * row locks taken here should be released (by the commit) at once.
+ */
+export async function requeueOutbox(tx: Db, seqs: number[], note: string): Promise<number> {
+  if (seqs.length === 0) return 0;
+  const rows = await tx.unsafe(
+    `insert into cutover.relay_outbox as o
+       (event_id, event_time, source, sequence_id, status, next_attempt_at, last_error)
+     select e.id, e."timestamp", e.source, e.sequence_id, 'pending', now(), $2
+     from public.monitoring_events e
+     where e.seq = any($1::bigint[])
+       and not exists (select 1 from cutover.ws_delivery_ledger l
+         where l.event_id = e.id and l.event_time = e."timestamp")
+     on conflict (event_id, event_time) do update
+       set status = 'pending', next_attempt_at = now(), delivered_at = null,
+           last_error = excluded.last_error
+     returning o.event_id`,
+    [seqs, note],
+  );
+  return rows.length;
 }
 
 /** Sets a finding's repair outcome (by type and key). */
