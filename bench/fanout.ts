@@ -28,13 +28,13 @@ export interface FanoutBenchContext {
   cellSeconds?: number;
 }
 
-interface Cell {
+export interface Cell {
   rate: number;
   batch: number;
   clients: number;
 }
 
-interface CellResult extends Cell {
+export interface CellResult extends Cell {
   sent: number;
   /** Deliveries expected: sent × clients. */
   expected: number;
@@ -66,7 +66,12 @@ async function connectClients(info: StackInfo, source: string, count: number): P
   );
 }
 
-async function measure(info: StackInfo, cell: Cell, seconds: number): Promise<CellResult> {
+/** One cell: `cell.clients` clients, `cell.rate` events/s in batches of `cell.batch`, for `seconds`. */
+export async function measure(
+  info: StackInfo,
+  cell: Cell,
+  seconds: number,
+): Promise<CellResult> {
   const source = `bench-ws-${run}-${++cellNo}`;
   const clients = await connectClients(info, source, cell.clients);
   const sentAt: number[] = [];

@@ -9,9 +9,8 @@
  * - `drain()` claims whatever is still pending — relays that failed while
  *   this function was down, rows whose relay was lost — in pages, on start
  *   and every `drainMs`. After an outage the outbox empties with no other
- *   component's help. Every instance drains; rows are locked in one
- *   global order (see appendOutboxRows), so two drains never take a row twice
- *   nor deadlock.
+ *   component's help. Every instance drains; the append re-checks each
+ *   row under the append lock, so two drains never append a row twice.
  * - Once an hour it prunes the ledger to the events' retention.
  */
 import type { Sql } from "../db/client.ts";
@@ -21,7 +20,7 @@ export interface OutboxAppenderOptions {
   sql: Sql;
   instance: string;
   drainMs: number;
-  /** Rows claimed per drain transaction. */
+  /** Pending rows taken per drain round. */
   claimLimit?: number;
   /** Most keys in one group-commit transaction. */
   maxKeysPerAppend?: number;
@@ -137,7 +136,7 @@ export function createOutboxAppender(options: OutboxAppenderOptions): OutboxAppe
           })`,
         );
       }
-      if (result.claimed < claimLimit) break;
+      if (result.read < claimLimit) break;
     }
     if (total > 0) options.log(`ws-fanout: drained ${total} pending outbox row(s)`);
     if (Date.now() - lastPrune >= pruneEveryMs) {

@@ -10,12 +10,12 @@
  *      └─┘ relay failed: attempts+1, last_error "relay: …", next_attempt_at = now + backoff
  *
  * Only `appendOutboxRows` moves a row to delivered, and it does so in the
- * transaction that appends the ledger row, so "delivered" always means "in
- * the ledger, hence streamed to every client". A crash anywhere leaves the row
- * pending, and pending rows are claimed again (by the relay, by ws-fanout's
- * own drain, by dlq-retry) — never lost; row locks plus the status check make
- * a concurrent second claim a no-op, and the ledger's unique (event_id,
- * event_time) would refuse a second row anyway.
+ * statement that appends the ledger row, so "delivered" always means "in the
+ * ledger, hence streamed to every client". A crash anywhere leaves the row
+ * pending, and pending rows are taken again (by the relay, by ws-fanout's own
+ * drain, by dlq-retry) — never lost; the pending check under the append lock
+ * makes a concurrent second append a no-op, and the ledger's unique
+ * (event_id, event_time) would refuse a second row anyway.
  */
 import type { Sql } from "../db/client.ts";
 import { checksumEvent } from "../events/checksum.ts";
@@ -36,12 +36,12 @@ export type OutboxSelection = { keys: OutboxKey[] } | { claim: number };
 export interface AppendResult {
   /** Ledger rows appended: cursor and event key. */
   appended: { cursor: number; id: string }[];
-  /** Outbox rows marked delivered whose event was already in the ledger. */
-  alreadyLedgered: number;
+  /** Candidates not appended by this call: another appender was first, or the event was already in the ledger. */
+  skipped: number;
   /** Pending outbox rows whose event row no longer exists (deferred, reported). */
   missing: OutboxKey[];
-  /** Rows claimed (locked and pending) by this append. */
-  claimed: number;
+  /** Candidate rows read (pending when read). */
+  read: number;
 }
 
 interface ClaimedRow {
@@ -80,81 +80,83 @@ export function wireEventOf(row: {
   };
 }
 
-/** Most rows one relay append claims (the keys plus their sources' older pending rows). */
+/** Most rows one relay append takes (the keys plus their sources' older pending rows). */
 export const MAX_CLAIM_PER_APPEND = 2_000;
 
 /**
- * Claims pending outbox rows, builds each event's payload and checksum,
- * appends them to the ledger and marks them delivered — one transaction.
+ * Appends pending outbox rows to the ledger: reads the candidates and their
+ * events (no locks), builds each event's payload and checksum, then appends
+ * those still pending and marks them delivered in one statement under the
+ * append lock (cutover.append_ws_deliveries, migration
+ * 20261123000220_ws_fanout_append_once.sql) — no transaction held open across
+ * this client's work.
  *
- * With `{ keys }` (a relay) it claims those rows AND every older pending row
- * of the same sources (at most MAX_CLAIM_PER_APPEND), so that after an outage
- * a source's backlog is appended before its newer events. With
- * `{ claim: n }` (the drain) it claims the n oldest pending rows. Locking
- * and order: cutover.claim_ws_outbox (migration 20261123000210). Throws on
- * database errors; then nothing changed.
+ * With `{ keys }` (a relay) the candidates are those rows AND every older
+ * pending row of the same sources (at most MAX_CLAIM_PER_APPEND), so that
+ * after an outage a source's backlog is appended before, or with, its newer
+ * events. With `{ claim: n }` (the drain) they are the n oldest pending rows.
+ * Rows another appender took first are skipped. Throws on database errors;
+ * then nothing was appended.
  */
 export async function appendOutboxRows(
   sql: Sql,
   selection: OutboxSelection,
   instance: string,
 ): Promise<AppendResult> {
-  return await sql.begin(async (tx) => {
-    const rows = await tx.unsafe<ClaimedRow[]>(
-      `select * from cutover.claim_ws_outbox($1::text::jsonb, $2)`,
-      "keys" in selection
-        ? [JSON.stringify(selection.keys), MAX_CLAIM_PER_APPEND]
-        : [null, selection.claim],
+  const rows = await sql.unsafe<ClaimedRow[]>(
+    `select * from cutover.read_ws_outbox($1::text::jsonb, $2)`,
+    "keys" in selection
+      ? [JSON.stringify(selection.keys), MAX_CLAIM_PER_APPEND]
+      : [null, selection.claim],
+  );
+
+  const missing: OutboxKey[] = [];
+  const items = [];
+  for (const row of rows) {
+    if (row.source === null || row.timestamp === null) {
+      missing.push({ id: row.event_id, event_time: row.event_time.toISOString() });
+      continue;
+    }
+    const event = wireEventOf(row as Parameters<typeof wireEventOf>[0]);
+    items.push({
+      event_id: event.id,
+      event_time: row.event_time.toISOString(),
+      source: event.source,
+      sequence_id: event.sequence_id,
+      event_type: event.event_type,
+      category: event.category,
+      payload: event,
+      checksum: await checksumEvent(event, row.checksum_alg!),
+      checksum_alg: row.checksum_alg,
+    });
+  }
+
+  if (missing.length > 0) {
+    await sql.unsafe(
+      `update cutover.relay_outbox o
+       set attempts = o.attempts + 1, next_attempt_at = now() + interval '${MISSING_RETRY}',
+           last_error = 'fanout: event row missing from public.monitoring_events'
+       from jsonb_to_recordset($1::text::jsonb) as k(id uuid, event_time timestamptz)
+       where o.event_id = k.id and o.event_time = k.event_time and o.status = 'pending'`,
+      [JSON.stringify(missing)],
     );
+  }
 
-    const missing: OutboxKey[] = [];
-    const items = [];
-    for (const row of rows) {
-      if (row.source === null || row.timestamp === null) {
-        missing.push({ id: row.event_id, event_time: row.event_time.toISOString() });
-        continue;
-      }
-      const event = wireEventOf(row as Parameters<typeof wireEventOf>[0]);
-      items.push({
-        event_id: event.id,
-        event_time: row.event_time.toISOString(),
-        source: event.source,
-        sequence_id: event.sequence_id,
-        event_type: event.event_type,
-        category: event.category,
-        payload: event,
-        checksum: await checksumEvent(event, row.checksum_alg!),
-        checksum_alg: row.checksum_alg,
-      });
-    }
-
-    if (missing.length > 0) {
-      await tx.unsafe(
-        `update cutover.relay_outbox o
-         set attempts = o.attempts + 1, next_attempt_at = now() + interval '${MISSING_RETRY}',
-             last_error = 'fanout: event row missing from public.monitoring_events'
-         from jsonb_to_recordset($1::text::jsonb) as k(id uuid, event_time timestamptz)
-         where o.event_id = k.id and o.event_time = k.event_time and o.status = 'pending'`,
-        [JSON.stringify(missing)],
-      );
-    }
-
-    let appended: { cursor: number; id: string }[] = [];
-    if (items.length > 0) {
-      const out = await tx.unsafe<{ cursor: string; event_id: string }[]>(
-        `select cursor, event_id from cutover.append_ws_deliveries($1::text::jsonb, $2)`,
-        [JSON.stringify(items), instance],
-      );
-      appended = out.map((r) => ({ cursor: Number(r.cursor), id: r.event_id }))
-        .sort((a, b) => a.cursor - b.cursor);
-    }
-    return {
-      appended,
-      alreadyLedgered: items.length - appended.length,
-      missing,
-      claimed: rows.length,
-    };
-  });
+  let appended: { cursor: number; id: string }[] = [];
+  if (items.length > 0) {
+    const out = await sql.unsafe<{ cursor: string; event_id: string }[]>(
+      `select cursor, event_id from cutover.append_ws_deliveries($1::text::jsonb, $2)`,
+      [JSON.stringify(items), instance],
+    );
+    appended = out.map((r) => ({ cursor: Number(r.cursor), id: r.event_id }))
+      .sort((a, b) => a.cursor - b.cursor);
+  }
+  return {
+    appended,
+    skipped: items.length - appended.length,
+    missing,
+    read: rows.length,
+  };
 }
 
 /** The ledger's counters. */
