@@ -13,7 +13,8 @@
  * lone event row or a lone ledger row. Within a group, a unit whose time is
  * within the window of an earlier unit (event units by `seq` first, then
  * lone ledger rows by `cursor`) is a `duplicate`: the earlier one stands for
- * the key.
+ * the key. So is a later event (by `seq`) that reuses an earlier event's id
+ * with another time or key (ingest's idempotency is by id and time).
  *
  * Judging (seed 000 `out_of_order_handling`), with B the buffer window and M
  * the max delay:
@@ -197,6 +198,14 @@ export function pairRows(
       units.push(u);
     }
   }
+  // An id reused for another event (a different time or key) is a producer
+  // bug: the later stored row (by seq) is the duplicate.
+  const firstWithId = new Map<string, Unit>();
+  for (const u of [...units].filter((u) => u.event).sort((a, b) => a.event!.seq - b.event!.seq)) {
+    const first = firstWithId.get(u.event!.id);
+    if (!first) firstWithId.set(u.event!.id, u);
+    else u.duplicateOf ??= first;
+  }
   return units;
 }
 
@@ -227,6 +236,7 @@ export function judgeUnit(unit: Unit, options: MatchOptions): JudgedUnit {
     const of = unit.duplicateOf;
     return judged("duplicate", {
       side: event && ledger ? "both" : event ? "realtime" : "websocket",
+      ...(event && of.event && of.event.id === event.id ? { reason: "id reused" } : {}),
       of_event_id: of.event?.id ?? of.ledger!.eventId,
       ...(of.event ? { of_seq: of.event.seq } : {}),
       ...(of.ledger ? { of_cursor: of.ledger.cursor } : {}),

@@ -224,8 +224,13 @@ async function reconcilePass(
     windowMs,
     semantic,
   );
+  const sameIds = await store.readSameIds(
+    tx,
+    [...new Set([...ownedEvents.values()].map((e) => e.id))],
+    semantic,
+  );
   const events = new Map(ownedEvents);
-  for (const e of around.events) if (!events.has(e.seq)) events.set(e.seq, e);
+  for (const e of [...around.events, ...sameIds]) if (!events.has(e.seq)) events.set(e.seq, e);
   const ledger = new Map(ownedLedger);
   for (const l of around.ledger) if (!ledger.has(l.cursor)) ledger.set(l.cursor, l);
 

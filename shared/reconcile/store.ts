@@ -321,6 +321,26 @@ export async function readAround(
   return { events: events.map(toEvent), ledger: ledger.map(toLedger) };
 }
 
+/**
+ * Events with any of these ids (whatever their time): an id reused for
+ * another event is a duplicate. Served by the primary key (id, timestamp).
+ */
+export async function readSameIds(
+  tx: Db,
+  ids: string[],
+  semantic: Category[],
+): Promise<EventRow[]> {
+  if (ids.length === 0) return [];
+  const rows = await tx.unsafe<EventDbRow[]>(
+    withSem(
+      `select ${EVENT_COLUMNS} from public.monitoring_events e where e.id = any($1::uuid[])`,
+      2,
+    ),
+    [ids, semantic],
+  );
+  return rows.map(toEvent);
+}
+
 /** Per source, the highest sequence_id below `below` on either path (absent when none). */
 export async function readPredecessors(
   tx: Db,

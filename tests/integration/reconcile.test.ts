@@ -106,6 +106,8 @@ interface Spec {
   at: number;
   /** Relay it through ws-fanout (default true). */
   relay?: boolean;
+  /** Its key in the returned map (default `source:sequence_id`). */
+  label?: string;
 }
 
 /**
@@ -141,10 +143,10 @@ async function seed(specs: Spec[]): Promise<Map<string, Seeded>> {
           values (${event.id}, ${event.timestamp}, ${event.source}, ${event.sequence_id})`;
       }
     });
-    out.set(`${s.source}:${s.sequence_id}`, event);
+    out.set(s.label ?? `${s.source}:${s.sequence_id}`, event);
   }
   const relayed = specs.filter((s) => s.relay !== false).map((s) =>
-    out.get(`${s.source}:${s.sequence_id}`)!
+    out.get(s.label ?? `${s.source}:${s.sequence_id}`)!
   );
   const res = await fetchJson(functionUrl("ws-fanout", "/relay"), {
     method: "POST",
@@ -211,7 +213,8 @@ describe("reconcile", () => {
   const gap = src("gap");
   const semantic = src("semantic");
   const presence = src("presence");
-  const mine = [main, order, gap, semantic, presence];
+  const dup = src("dup");
+  const mine = [main, order, gap, semantic, presence, dup];
   const T0 = Date.now() - 10 * 60 * S; // ten minutes ago: past the buffer and the max delay
   let seeded: Map<string, Seeded>;
   let judgedIn: number;
@@ -308,6 +311,9 @@ describe("reconcile", () => {
         })),
         // presence: debug content differs entirely (fine)
         { source: presence, sequence_id: 1, category: "debug", at: T0 },
+        // dup: the producer reused sequence id 1 two seconds later (another event id)
+        { source: dup, sequence_id: 1, category: "critical", at: T0 },
+        { source: dup, sequence_id: 1, category: "critical", at: T0 + 2 * S, label: "dup:again" },
       ]);
       for (const e of events.values()) await deliveredAfter(e, 200);
       const ev = (s: string, n: number) => events.get(`${s}:${n}`)!;
@@ -340,7 +346,7 @@ describe("reconcile", () => {
       async () => {
         await reconcile();
         const rows = await findingsOf(mine);
-        expect(rows).toHaveLength(6);
+        expect(rows).toHaveLength(7);
         return rows;
       },
       60_000,
@@ -348,6 +354,7 @@ describe("reconcile", () => {
     );
 
     expect(findings.map((f) => [f.source, f.sequence_id, f.type, f.event_id])).toEqual([
+      [dup, 1, "duplicate", seeded.get("dup:again")!.id],
       [gap, 3, "producer_gap", null],
       [main, 2, "missing_on_websocket", ev(main, 2).id],
       [main, 3, "checksum_mismatch", ev(main, 3).id],
@@ -378,6 +385,11 @@ describe("reconcile", () => {
       criterion: "semantic",
       path: "data.latency_ms",
     });
+    expect(by(dup, "duplicate")).toMatchObject({
+      category: "critical",
+      details: { side: "both", of_event_id: ev(dup, 1).id },
+      repair_note: expect.stringContaining("not repairable"),
+    });
     expect(by(main, "missing_on_websocket")).toMatchObject({
       repaired: true,
       repair_note: expect.stringContaining("set back from delivered to pending"),
@@ -393,6 +405,7 @@ describe("reconcile", () => {
       [gap]: { judged: 3, matched: 3 },
       [semantic]: { judged: 2, matched: 1 },
       [presence]: { judged: 1, matched: 1 },
+      [dup]: { judged: 2, matched: 1 },
     });
     const report = reports.find((r) => r.run_id === judgedIn)!;
     expect(report.sources.find((s) => s.source === main)?.consistency).toBeCloseTo(1 / 3, 12);
@@ -521,8 +534,8 @@ describe("reconcile", () => {
         judged: 1,
         matched: 1,
       });
-      // Still exactly the six findings: the repaired event is not reported again.
-      expect(await findingsOf(mine)).toHaveLength(6);
+      // Still exactly the seven findings: the repaired event is not reported again.
+      expect(await findingsOf(mine)).toHaveLength(7);
       const [pending] = await sql<{ n: number }[]>`
       select count(*)::int as n from cutover.reconcile_pending p
       join public.monitoring_events e on p.kind = 'event' and e.seq = p.ref

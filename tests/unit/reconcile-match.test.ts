@@ -317,6 +317,17 @@ describe("duplicates", () => {
     });
   });
 
+  it("an id reused for another event (another time or key): the later row is the duplicate", () => {
+    const first = ev();
+    const reused = ev({ id: first.id, sequence_id: 9, time: T0 + 3600 * S });
+    const units = matchRows([reused, first], [copy(first), copy(reused)], options);
+    expect(units.find((u) => u.event === first)?.outcome).toBe("matched");
+    expect(units.find((u) => u.event === reused)).toMatchObject({
+      outcome: "duplicate",
+      details: { reason: "id reused", side: "both", of_event_id: first.id, of_seq: first.seq },
+    });
+  });
+
   it("the same key an hour apart is two events, not a duplicate", () => {
     const a = ev();
     const b = ev({ time: T0 + 3600 * S, receivedAt: T0 + 100 });
@@ -346,6 +357,7 @@ const rowsArb = fc.record({
       routes: fc.constantFrom(...ROUTES),
       v: fc.constantFrom(1, 1.0005, 2),
       repaired: fc.option(fc.constantFrom(10, 100, 400), { nil: undefined }),
+      reusedId: fc.option(fc.integer({ min: 1, max: 2 }), { nil: undefined, freq: 4 }),
     }),
     { maxLength: 12 },
   ),
@@ -373,7 +385,7 @@ const rowsArb = fc.record({
 }).map(({ events, copies, strays }) => {
   const es: EventRow[] = events.map((g, i) => ({
     seq: i + 1,
-    id: uuid(i + 1),
+    id: uuid(g.reusedId === undefined ? i + 1 : 8000 + g.reusedId),
     source: g.src,
     sequence_id: g.sid,
     event_type: g.type,
