@@ -38,7 +38,7 @@ export interface Notice {
   tone: "info" | "warn" | "bad";
 }
 
-type Topic = "frame" | "tick" | "links" | "mode" | "notices" | "session";
+type Topic = "frame" | "tick" | "links" | "mode" | "notices" | "session" | "flags";
 
 const MODE_KEY = "cutover.dashboard.mode";
 const DELIVERY_KEY = "cutover.dashboard.realtime-delivery";
@@ -71,6 +71,8 @@ export class Dashboard {
     websocket: { live: 0, backfill: 0 },
     realtime: { live: 0, backfill: 0 },
   };
+  /** Per path: copies of an event that path had already delivered (a path should deliver once). */
+  readonly repeats: Record<Path, number> = { websocket: 0, realtime: 0 };
   /** Recently seen sources and event types (for the filter suggestions), bounded. */
   readonly seenSources = new Set<string>();
   readonly seenTypes = new Set<string>();
@@ -89,6 +91,12 @@ export class Dashboard {
   #lastLiveAt: number | undefined;
   #prefilled = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
+  /**
+   * Dual mode judges only events ingest received after the WebSocket stream
+   * opened: it starts at the live head, so earlier events reach this page on
+   * Realtime's backfill only, which says nothing about the WebSocket path.
+   */
+  #agreementEpoch: number | undefined;
 
   constructor(
     readonly config: PublicConfig,
@@ -167,6 +175,7 @@ export class Dashboard {
     for (const s of this.#sources) s.close();
     this.#sources = [];
     for (const path of ["websocket", "realtime"] as const) delete this.links[path];
+    this.#agreementEpoch = undefined;
     const sink = this.#sink(generation);
     const wanted: Path[] = this.mode === "dual" ? ["websocket", "realtime"] : [this.mode];
     for (const path of wanted) {
@@ -234,6 +243,9 @@ export class Dashboard {
       link: (state) => {
         if (!current()) return;
         this.links[state.path] = state;
+        if (state.path === "websocket" && state.status === "connected") {
+          this.#agreementEpoch ??= Date.now();
+        }
         this.emit("links");
         if (state.status === "connected") void this.#prefill();
       },
@@ -254,10 +266,23 @@ export class Dashboard {
     const dual = this.mode === "dual";
     for (const event of events) {
       const outcome = this.store.offer(event, path, delivery, now);
-      if (outcome === "duplicate") continue;
       if (path === "history") continue;
+      if (outcome === "duplicate") {
+        // A backfill overlapping what came live is expected; a live repeat is the path's fault.
+        if (delivery === "live") this.repeats[path]++;
+        continue;
+      }
       this.delivered[path][delivery]++;
-      if (dual) this.agreement.see(event.id, path, now, event.routes);
+      if (dual && this.#agreementEpoch !== undefined) {
+        // The merged row knows received_at once either copy carried it.
+        const received = this.store.get(event.id)?.event.received_at;
+        if (
+          received === undefined || Date.parse(received) >= this.#agreementEpoch ||
+          this.agreement.has(event.id)
+        ) {
+          this.agreement.see(event.id, path, now, event.routes, delivery === "live");
+        }
+      }
       if (outcome === "new") {
         this.rates.record(event.category, now);
         if (this.seenSources.size < 500) this.seenSources.add(event.source);

@@ -40,6 +40,8 @@ export class MetricsPoller {
       this.latest = null;
       this.poll();
     });
+    // A flag change moves the flag version (and soon the routes): read again.
+    app.on("flags", () => this.poll());
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) this.poll();
     });

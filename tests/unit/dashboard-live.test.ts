@@ -105,6 +105,21 @@ describe("LiveStore", () => {
     expect(store.view[0]!.backfilledOn).toEqual(["realtime"]);
   });
 
+  it("recognises a late copy of an event whose row already left the tail, without keeping the event", () => {
+    const store = new LiveStore({ tailCapacity: 2, pauseCapacity: 2, idCapacity: 100 });
+    const old = event();
+    store.offer(old, "websocket", "live", 1);
+    store.flush();
+    for (let i = 0; i < 3; i++) store.offer(event(), "websocket", "live", 2);
+    store.flush();
+    expect(store.get(old.id)).toBeUndefined();
+    expect(store.offer(old, "realtime", "live", 3)).toBe("merged");
+    expect(store.offer(old, "realtime", "live", 4)).toBe("duplicate");
+    expect(store.offer(old, "websocket", "backfill", 5)).toBe("duplicate");
+    store.flush();
+    expect(store.view.some((r) => r.event.id === old.id)).toBe(false);
+  });
+
   it("keeps at most tailCapacity rows, dropping the oldest", () => {
     const store = new LiveStore({ tailCapacity: 5, pauseCapacity: 5 });
     const events = Array.from({ length: 12 }, () => event());
@@ -293,6 +308,16 @@ describe("AgreementTracker", () => {
       late: 1,
     });
     expect(t.recentOneSided()).toEqual([]);
+  });
+
+  it("compares latency only between two live copies", () => {
+    const t = new AgreementTracker(1_000);
+    t.see("a", "realtime", 0, ["websocket", "realtime"], false); // recovered from history
+    t.see("a", "websocket", 900);
+    t.settle(5_000);
+    expect(t.counts()).toMatchObject({ both: 1, realtimeLagMs: null });
+    expect(t.has("a")).toBe(true);
+    expect(t.has("b")).toBe(false);
   });
 
   it("forgets the oldest ids past its capacity", () => {

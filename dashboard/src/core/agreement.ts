@@ -20,6 +20,8 @@ interface Entry {
   first: number;
   websocket?: number;
   realtime?: number;
+  /** Paths whose copy came live (not from a history backfill). */
+  live?: number;
   routes?: string[];
   verdict?: "both" | "websocket" | "realtime";
 }
@@ -68,8 +70,12 @@ export class AgreementTracker {
     this.#recent = new Ring(recentCapacity);
   }
 
-  /** Records that `path` delivered `id` live at `at` (ms). Repeats on the same path are ignored. */
-  see(id: string, path: Path, at: number, routes?: string[]): void {
+  /**
+   * Records that `path` delivered `id` at `at` (ms), live or through its
+   * gap-closing backfill (which counts as delivered; only live pairs feed
+   * the latency comparison). Repeats on the same path are ignored.
+   */
+  see(id: string, path: Path, at: number, routes?: string[], live = true): void {
     let entry = this.#entries.get(id);
     if (!entry) {
       entry = { id, first: at };
@@ -83,9 +89,10 @@ export class AgreementTracker {
     }
     if (entry[path] !== undefined) return;
     entry[path] = at;
+    if (live) entry.live = (entry.live ?? 0) + 1;
     if (routes) entry.routes = routes;
     if (entry.websocket !== undefined && entry.realtime !== undefined) {
-      this.#lags.push(entry.realtime - entry.websocket);
+      if (entry.live === 2) this.#lags.push(entry.realtime - entry.websocket);
       if (entry.verdict === "websocket" || entry.verdict === "realtime") {
         this.#unjudge(entry);
         entry.verdict = "both";
@@ -101,6 +108,11 @@ export class AgreementTracker {
       this.#realtimeOnly--;
       if (entry.routes?.includes("websocket")) this.#routedToBoth--;
     }
+  }
+
+  /** Whether `id` is being tracked (seen on some path and not forgotten). */
+  has(id: string): boolean {
+    return this.#entries.has(id);
   }
 
   /** Judges every event first seen at least `graceMs` before `now`. */

@@ -30,9 +30,11 @@ export interface LiveStoreOptions {
   tailCapacity?: number;
   /** Rows kept while paused (default 20,000). */
   pauseCapacity?: number;
-  /** Ids remembered for deduplication (default 50,000; must exceed both capacities). */
+  /** Ids of rows that left the tail, remembered for deduplication (default 50,000). */
   idCapacity?: number;
 }
+
+const PATH_BITS: Record<Path | "history", number> = { websocket: 1, realtime: 2, history: 4 };
 
 /** What `offer` did with one event. */
 export type OfferOutcome = "new" | "merged" | "duplicate";
@@ -45,7 +47,14 @@ export class LiveStore {
   readonly #tail: Ring<TailRow>;
   readonly #queue: Ring<TailRow>;
   readonly #waiting: Ring<TailRow>;
+  /** Rows held by the tail, the queue or the pause buffer, by event id. */
   readonly #byId = new Map<string, TailRow>();
+  /**
+   * Ids of rows that left the tail, with the paths that delivered them (bit
+   * mask), so a late copy from the other path is recognised without keeping
+   * the event. Strings only: bounded by `idCapacity`.
+   */
+  readonly #gone = new Map<string, number>();
   #order = 0;
   #paused = false;
   #filter: TailFilter = EMPTY_FILTER;
@@ -82,6 +91,13 @@ export class LiveStore {
     delivery: Delivery,
     now: number,
   ): OfferOutcome {
+    const gone = this.#gone.get(event.id);
+    if (gone !== undefined) {
+      const bit = PATH_BITS[path];
+      if (gone & bit || path === "history") return "duplicate";
+      this.#gone.set(event.id, gone | bit);
+      return "merged";
+    }
     const known = this.#byId.get(event.id);
     if (known) {
       mergeEvent(known.event, event);
@@ -98,16 +114,24 @@ export class LiveStore {
       fromHistory: path === "history",
     };
     this.#byId.set(event.id, row);
-    if (this.#byId.size > this.#idCapacity) {
-      // Map iteration is insertion order: the first key is the oldest id.
-      const oldest = this.#byId.keys().next().value as string;
-      this.#byId.delete(oldest);
-    }
-    this.#queue.push(row);
+    this.#forget(this.#queue.push(row));
     return "new";
   }
 
-  /** The row for an id, while it is remembered. */
+  /** A row evicted from a bounded collection: keep its id and paths, drop the event. */
+  #forget(row: TailRow | undefined): void {
+    if (!row) return;
+    this.#byId.delete(row.event.id);
+    let mask = 0;
+    for (const p of Object.keys(row.seenAt) as Path[]) mask |= PATH_BITS[p];
+    this.#gone.set(row.event.id, mask);
+    if (this.#gone.size > this.#idCapacity) {
+      // Map iteration is insertion order: the first key is the oldest id.
+      this.#gone.delete(this.#gone.keys().next().value as string);
+    }
+  }
+
+  /** The row for an id, while the tail (or the queue, or the pause buffer) holds it. */
   get(id: string): TailRow | undefined {
     return this.#byId.get(id);
   }
@@ -121,7 +145,7 @@ export class LiveStore {
     if (this.#queue.size === 0) return false;
     const rows = this.#queue.drain();
     if (this.#paused) {
-      for (const row of rows) this.#waiting.push(row);
+      for (const row of rows) this.#forget(this.#waiting.push(row));
       return false;
     }
     this.#append(rows);
@@ -129,7 +153,7 @@ export class LiveStore {
   }
 
   #append(rows: TailRow[]): void {
-    for (const row of rows) this.#tail.push(row);
+    for (const row of rows) this.#forget(this.#tail.push(row));
     const fresh: TailRow[] = [];
     for (let i = rows.length - 1; i >= 0; i--) {
       const row = rows[i]!;
@@ -203,6 +227,7 @@ export class LiveStore {
     this.#queue.clear();
     this.#waiting.clear();
     this.#byId.clear();
+    this.#gone.clear();
     this.#view = [];
     this.addedOnTop = 0;
   }

@@ -99,7 +99,14 @@ export async function startRealtimeSource(options: RealtimeSourceOptions): Promi
     const statuses = states.map((s) => s.status);
     const error = states.find((s) => s.error)?.error;
     let link: LinkState;
-    if (statuses.includes("reconnecting")) {
+    if (error && /unauthori[sz]ed|permission/i.test(error)) {
+      // Retrying will not help until the credential or the anon_read_enabled setting changes.
+      link = {
+        path: "realtime",
+        status: "offline",
+        detail: `not authorised to receive: sign in, or turn anon_read_enabled on (${error})`,
+      };
+    } else if (statuses.includes("reconnecting")) {
       link = {
         path: "realtime",
         status: "reconnecting",

@@ -173,6 +173,7 @@ export function mountFlags(app: Dashboard, root: HTMLElement, openSignIn: () => 
       const lines = describeEdits(edits, snapshot);
       edits = emptyEdits();
       reason.value = "";
+      app.emit("flags");
       showFeedback(
         [
           h(
@@ -560,6 +561,8 @@ export function mountFlags(app: Dashboard, root: HTMLElement, openSignIn: () => 
   }
 
   app.on("session", () => {
+    // The sign-in dialog may have named the operator.
+    operator.value = app.session.operator;
     edits = emptyEdits();
     problems = new Map();
     void load();

@@ -16,7 +16,7 @@ import {
 import { createChart } from "./chart.ts";
 import { CATEGORY_COLORS, PATH_COLORS, PATH_NAMES } from "./colors.ts";
 import { h, replaceChildren } from "./dom.ts";
-import { ago, count, duration, label, percent, rate } from "./format.ts";
+import { ago, count, dateTime, duration, label, percent, rate } from "./format.ts";
 import { breakerTone } from "./kpis.ts";
 
 const RANGE_LABELS: Record<Range, string> = {
@@ -154,7 +154,16 @@ export function mountHealth(app: Dashboard, metrics: MetricsPoller, root: HTMLEl
             duration(a.latency_ms.p99)
           } · max ${duration(a.latency_ms.max)}`,
         ),
-        extra.flatMap(([k, v]) => [h("dt", null, label(k)), h("dd", null, String(v))]),
+        extra.flatMap(([k, v]) => [
+          h("dt", null, label(k)),
+          h(
+            "dd",
+            null,
+            typeof v === "string" && /^\d{4}-\d\d-\d\dT/.test(v)
+              ? `${dateTime(v)} (${ago(v)})`
+              : String(v),
+          ),
+        ]),
       ),
       ops.length > 1
         ? h(

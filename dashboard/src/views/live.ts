@@ -190,14 +190,17 @@ export function mountLive(app: Dashboard, root: HTMLElement): void {
     } else {
       const linkStates = Object.values(app.links);
       const up = linkStates.some((l) => l?.status === "connected");
+      const settled = linkStates.some((l) => l?.status === "connected" || l?.status === "offline");
       const anon = app.session.role === "anon";
-      if (!up) message = ["Connecting to the data source…"];
+      if (!settled) message = ["Connecting to the data source…"];
       else if (anon && app.mode === "realtime") {
         message = [
           h("strong", null, "Realtime shows the anon key nothing"),
           " unless the project's anon_read_enabled setting is on (row-level security). ",
           "Sign in with the service-role key, or switch to WebSocket mode.",
         ];
+      } else if (!up) {
+        message = ["The data source is not connected: see the indicator at the top."];
       } else {
         message = [
           h("strong", null, "Waiting for events."),
