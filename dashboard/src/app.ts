@@ -135,7 +135,21 @@ export class Dashboard {
       this.agreement.settle(Date.now());
       this.emit("tick");
     }, 1000);
+    // A hidden tab's timers are throttled and a laptop may sleep: Realtime
+    // gives no delivery guarantee, so read history again when the page comes
+    // back. (The WebSocket path resumes from its cursor by itself.)
+    let hiddenAt: number | undefined;
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) hiddenAt = Date.now();
+      else if (hiddenAt !== undefined && Date.now() - hiddenAt > 10_000) this.catchUp();
+    });
+    globalThis.addEventListener("online", () => this.catchUp());
     this.restartSources();
+  }
+
+  /** Asks every source to read what it may have missed. */
+  catchUp(): void {
+    for (const s of this.#sources) s.catchUp?.();
   }
 
   /** Switches the data source without a reload; the choice is kept for this browser. */

@@ -168,6 +168,9 @@ export async function startRealtimeSource(options: RealtimeSourceOptions): Promi
 
   return {
     path: "realtime",
+    catchUp() {
+      for (const s of subscriptions) void s.catchUp();
+    },
     close() {
       closed = true;
       for (const s of subscriptions) void s.close();

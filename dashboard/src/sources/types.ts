@@ -21,6 +21,8 @@ export interface SourceSink {
 
 export interface LiveSource {
   readonly path: Path;
+  /** Reads what may have been missed (after the page was hidden or offline), where the path needs it. */
+  catchUp?(): void;
   close(): void;
 }
 
