@@ -77,8 +77,11 @@ export const rollbackSchema = z.strictObject({
   latency_duration_s: z.number().int().positive(),
   connection_failures: z.number().int().positive(),
   connection_failures_window_s: z.number().int().positive(),
-  /** The failing adapter is the primary: set the global override to the other one, or do nothing. */
-  on_primary_failure: z.enum(["global_override", "none"]).default("global_override"),
+  /**
+   * The failing adapter is the primary: leave it to its breaker (`none`: its
+   * deliveries are deferred, not dropped) or set the global override to the other one.
+   */
+  on_primary_failure: z.enum(["global_override", "none"]).default("none"),
 });
 export type RollbackSettings = z.infer<typeof rollbackSchema>;
 
@@ -190,7 +193,7 @@ export function builtInDefaults(): ConfigDefaults {
         latency_duration_s: 600,
         connection_failures: 3,
         connection_failures_window_s: 60,
-        on_primary_failure: "global_override",
+        on_primary_failure: "none",
       },
       ...resilienceDefaults(),
       // Seed 000: exact data match for critical, semantic equivalence for

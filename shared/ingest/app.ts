@@ -204,6 +204,9 @@ export function createIngestApp(deps: IngestDeps): Hono {
         broadcastPrivate: config.settings.broadcast_private,
         // Leave room for one more event and the envelope past the cut.
         chunkBytes: config.settings.broadcast_max_payload_bytes - deps.limits.maxEventBytes - 1024,
+        deferred: new Set(
+          toStore.filter((p) => p.route.deferred?.includes("realtime")).map((p) => p.event.id),
+        ),
       }));
     } catch (error) {
       if (toRealtime.length) {

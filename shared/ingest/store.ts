@@ -7,7 +7,9 @@
  *   (transactional outbox, DESIGN §2.1);
  * - for events routed to `realtime`, by their category's delivery mode: a row
  *   in public.monitoring_events_live (`postgres_changes`), or one
- *   realtime.send() per category and payload-sized chunk (`broadcast`).
+ *   realtime.send() per category and payload-sized chunk (`broadcast`);
+ *   while the realtime circuit breaker is open, instead a pending dead letter
+ *   (cutover.dead_letters), which dlq-retry delivers after the recovery.
  *
  * `ON CONFLICT DO NOTHING` makes producer retries harmless: an event already
  * stored comes back as a duplicate and is neither relayed nor broadcast again.
@@ -28,6 +30,8 @@ export interface RealtimeDelivery {
   broadcastPrivate: boolean;
   /** Events are packed into one broadcast until their JSON passes this many bytes. */
   chunkBytes: number;
+  /** Ids of events whose Realtime delivery is deferred (its breaker is open): dead-lettered, not sent. */
+  deferred?: ReadonlySet<string>;
 }
 
 /** The topic a category's broadcasts go to (subscribers join `monitoring:<category>`). */
@@ -40,7 +44,7 @@ with input as (
   select * from jsonb_to_recordset($1::text::jsonb) as x(
     i integer, id uuid, source text, sequence_id bigint, event_type text, category text,
     ts timestamptz, ts_iso text, data jsonb, checksum text, checksum_alg text, routes text[],
-    legacy boolean, delivery text)
+    legacy boolean, delivery text, defer_realtime boolean)
 ), stored as (
   insert into public.monitoring_events
     (id, source, sequence_id, event_type, category, "timestamp", data, checksum, checksum_alg, routes, legacy)
@@ -67,6 +71,12 @@ with input as (
     'category', category, 'timestamp', ts_iso, 'data', data, 'checksum', checksum,
     'checksum_alg', checksum_alg, 'routes', to_jsonb(routes), 'received_at', received_at) as event
   from fresh where delivery = 'broadcast'
+), deferred_realtime as (
+  insert into cutover.dead_letters (adapter, operation, event_id, event_time, last_error)
+  select 'realtime', 'write', id, ts, 'deferred: the realtime circuit breaker is open'
+  from fresh where defer_realtime order by i
+  on conflict do nothing
+  returning 1
 ), chunked as (
   select category, i, event,
     (sum(octet_length(event::text)) over (partition by category order by i) / $2::integer)::integer as chunk
@@ -105,7 +115,10 @@ export async function storeEvents(
     checksum_alg: e.checksum_alg,
     routes: e.routes,
     legacy: e.legacy,
-    delivery: e.routes.includes("realtime") ? realtime.modes[e.category] : null,
+    delivery: e.routes.includes("realtime") && !realtime.deferred?.has(e.id)
+      ? realtime.modes[e.category]
+      : null,
+    defer_realtime: e.routes.includes("realtime") && (realtime.deferred?.has(e.id) ?? false),
   }));
   const rows = await sql.unsafe<{ i: number; seq: string | null; broadcasts: number }[]>(
     STORE_SQL,

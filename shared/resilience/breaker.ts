@@ -9,7 +9,9 @@
  *   `error_threshold`, or the slow-call rate reaches `slow_call_rate_threshold`,
  *   where a call is slow when it took longer than the adapter's
  *   `latency_threshold_ms` OR longer than `latency_multiplier` × the adapter's
- *   baseline (the median latency of the hour before the window).
+ *   baseline (the median latency of the hour before the window, over the
+ *   buckets whose failure rate was under the threshold — an outage's fast
+ *   failures are not the adapter's normal latency).
  * - OPEN: no calls (the relay defers them to the dead-letter queue; routing
  *   falls back). After `recovery_time_s` the next permit request or
  *   evaluation moves it to HALF_OPEN.

@@ -2,9 +2,9 @@
  * Automated rollback triggers (seed 001), pure:
  *
  * - error_rate: an adapter's failure rate above `error_rate_threshold` (5 %)
- *   for `error_rate_duration_s` (5 min). An adapter whose breaker is not
- *   closed counts as failing (its calls are being refused), so a breaker that
- *   keeps re-opening for 5 minutes triggers it too;
+ *   for `error_rate_duration_s` (5 min). An adapter whose breaker is open
+ *   counts as failing (its calls are being refused), so a breaker that keeps
+ *   re-opening for 5 minutes triggers it too; a half-open one is unknown;
  * - latency: the adapter's median latency above `latency_multiplier` (2×) its
  *   baseline median for `latency_duration_s` (10 min);
  * - connection_failures: `connection_failures` (3) consecutive connection
@@ -13,14 +13,17 @@
  * "For N minutes" is a streak: each watch run (every few seconds) judges a
  * recent window as breach / clear / unknown (too little data), a breach
  * starts or continues the streak, a clear ends it, unknown leaves it, and the
- * trigger fires when the streak is N minutes old. A gap in the runs longer
- * than `MAX_WATCH_GAP_MS` restarts the streak (nobody was watching).
+ * trigger fires when the streak is N minutes old. A streak with no breach for
+ * longer than `MAX_WATCH_GAP_MS` (unknowns only, or no runs at all) restarts:
+ * nobody saw it failing in the meantime.
  *
  * The action (`planRollback`): when the failing adapter is not the primary,
  * every category that dual-writes to it falls back to the primary (the
  * adapter is removed from its adapter list); when it is the primary, the
- * global override is set to the other adapter (setting
- * `rollback.on_primary_failure`). Changes go through the flags tables with
+ * global override is set to the other adapter if `rollback.on_primary_failure`
+ * says `global_override`. The default is `none`: a failing primary is left to
+ * its circuit breaker, which defers its deliveries (they arrive after the
+ * recovery), whereas an override would stop routing events to it at all. Changes go through the flags tables with
  * actor `rollback` and the trigger as the reason, so the audit log shows why.
  * Nothing is rolled forward automatically: an operator restores the flags.
  */
@@ -42,10 +45,12 @@ export interface TriggerJudgement {
 /** A trigger's running streak (a row of cutover.rollback_watch). Epoch ms. */
 export interface Streak {
   breachedSince: number | null;
+  /** The latest breach of the streak. */
+  lastBreachAt: number | null;
   lastEvaluatedAt: number | null;
 }
 
-/** A longer pause between watch runs restarts every streak. */
+/** A streak with no breach for longer than this restarts. */
 export const MAX_WATCH_GAP_MS = 120_000;
 
 const pct = (x: number) => `${Math.round(x * 1000) / 10}%`;
@@ -57,8 +62,9 @@ export function judgeErrorRate(
   settings: Pick<RollbackSettings, "error_rate_threshold">,
   minimumCalls: number,
 ): TriggerJudgement {
-  if (breaker !== "closed") {
-    return { verdict: "breach", detail: `the circuit breaker is ${breaker.replace("_", "-")}` };
+  if (breaker === "open") return { verdict: "breach", detail: "the circuit breaker is open" };
+  if (breaker === "half_open") {
+    return { verdict: "unknown", detail: "the circuit breaker is half-open (probing)" };
   }
   if (window.calls < minimumCalls || window.calls <= 0) {
     return { verdict: "unknown", detail: `${window.calls} call(s), fewer than ${minimumCalls}` };
@@ -105,11 +111,27 @@ export function stepStreak(
   maxGapMs = MAX_WATCH_GAP_MS,
 ): { streak: Streak; fire: boolean } {
   let since = streak.breachedSince;
-  if (streak.lastEvaluatedAt !== null && now - streak.lastEvaluatedAt > maxGapMs) since = null;
-  if (verdict === "clear") since = null;
-  else if (verdict === "breach") since ??= now;
+  let last = streak.lastBreachAt;
+  if (last === null || now - last > maxGapMs) {
+    since = null;
+    last = null;
+  }
+  if (verdict === "clear") {
+    since = null;
+    last = null;
+  } else if (verdict === "breach") {
+    since ??= now;
+    last = now;
+  }
   const fire = verdict === "breach" && since !== null && now - since >= durationMs;
-  return { streak: { breachedSince: fire ? null : since, lastEvaluatedAt: now }, fire };
+  return {
+    streak: {
+      breachedSince: fire ? null : since,
+      lastBreachAt: fire ? null : last,
+      lastEvaluatedAt: now,
+    },
+    fire,
+  };
 }
 
 /** Consecutive connection failures as counted in cutover.breaker_state. Epoch ms. */

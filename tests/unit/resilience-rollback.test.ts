@@ -24,12 +24,14 @@ describe("rollback judgements", () => {
     );
   });
 
-  it("error rate: a breaker that is not closed is a breach whatever the counts", () => {
+  it("error rate: an open breaker is a breach whatever the counts; half-open is unknown", () => {
     expect(judgeErrorRate({ calls: 0, failures: 0 }, "open", R, 20)).toEqual({
       verdict: "breach",
       detail: "the circuit breaker is open",
     });
-    expect(judgeErrorRate({ calls: 0, failures: 0 }, "half_open", R, 20).verdict).toBe("breach");
+    expect(judgeErrorRate({ calls: 100, failures: 100 }, "half_open", R, 20).verdict).toBe(
+      "unknown",
+    );
   });
 
   it("latency: over 2× the baseline median is a breach", () => {
@@ -56,7 +58,7 @@ describe("rollback judgements", () => {
 describe("streaks: 'for N minutes'", () => {
   const D = 300_000;
   const run = (verdicts: [number, Verdict][]) => {
-    let streak: Streak = { breachedSince: null, lastEvaluatedAt: null };
+    let streak: Streak = { breachedSince: null, lastBreachAt: null, lastEvaluatedAt: null };
     const fired: number[] = [];
     for (const [t, v] of verdicts) {
       const step = stepStreak(streak, v, T0 + t, D);
@@ -79,12 +81,30 @@ describe("streaks: 'for N minutes'", () => {
   it("a clear run ends the streak; unknown does not", () => {
     expect(run([[0, "breach"], [150_000, "clear"], [160_000, "breach"], [300_000, "breach"]]))
       .toEqual([]);
-    expect(run([[0, "breach"], [100_000, "unknown"], [200_000, "unknown"], [300_000, "breach"]]))
-      .toEqual([300_000]);
+    expect(
+      run([
+        [0, "breach"],
+        [50_000, "unknown"],
+        [100_000, "breach"],
+        [150_000, "unknown"],
+        [200_000, "breach"],
+        [250_000, "unknown"],
+        [300_000, "breach"],
+      ]),
+    ).toEqual([300_000]);
   });
 
   it("a long gap between runs restarts the streak", () => {
     expect(run([[0, "breach"], [200_000, "breach"], [300_000, "breach"]])).toEqual([]);
+  });
+
+  it("a breach long after unknowns starts a new streak (a stale breach does not fire)", () => {
+    const unknowns = Array.from({ length: 60 }, (_, i) =>
+      [10_000 * (i + 1), "unknown"] as [
+        number,
+        Verdict,
+      ]);
+    expect(run([[0, "breach"], ...unknowns, [610_000, "breach"]])).toEqual([]);
   });
 
   it("never fires before the duration, nor on a clear run, and restarts after firing", () => {
@@ -97,7 +117,7 @@ describe("streaks: 'for N minutes'", () => {
         { maxLength: 100 },
       ),
       (steps) => {
-        let streak: Streak = { breachedSince: null, lastEvaluatedAt: null };
+        let streak: Streak = { breachedSince: null, lastBreachAt: null, lastEvaluatedAt: null };
         let now = T0;
         for (const [dt, v] of steps) {
           now += dt;
