@@ -7,7 +7,11 @@
  * closes the hole from the history API, keeping only events routed to the
  * WebSocket path.
  */
-import { type ClientState, connectFanout } from "../../../shared/fanout-client/client.ts";
+import {
+  type ClientState,
+  connectFanout,
+  type WebSocketConstructorLike,
+} from "../../../shared/fanout-client/client.ts";
 import type { WireEvent } from "../../../shared/events/schema.ts";
 import type { LinkState } from "../core/connection.ts";
 import type { DashboardEvent } from "../core/events.ts";
@@ -22,6 +26,8 @@ export interface WebSocketSourceOptions {
   sink: SourceSink;
   /** How far before the last live event a gap backfill starts (default 10 s). */
   overlapMs?: number;
+  /** WebSocket constructor (default: the browser's). */
+  WebSocket?: WebSocketConstructorLike;
 }
 
 /** Close codes a browser reports without a reason, in words. */
@@ -91,6 +97,7 @@ export function startWebSocketSource(options: WebSocketSourceOptions): LiveSourc
   const client = connectFanout({
     url: `${options.apiUrl.replace(/\/$/, "")}/functions/v1/ws-fanout`,
     token: () => options.token(),
+    WebSocket: options.WebSocket,
     onEvents: (events: WireEvent[]) => {
       lastLiveAt = Date.now();
       sink.events(events as DashboardEvent[], "websocket", "live");
