@@ -26,6 +26,8 @@ export interface ChartOptions {
   bars?: boolean;
   /** Whole-number ticks only (counts). */
   integer?: boolean;
+  /** Mark every data point (sparse series: a lone value between gaps is otherwise invisible). */
+  points?: boolean;
 }
 
 export interface Chart {
@@ -95,7 +97,7 @@ export function createChart(options: ChartOptions): Chart {
             dash: s.dash,
             fill: options.bars ? s.color + "cc" : undefined,
             paths: bars,
-            points: { show: false },
+            points: options.points ? { show: true, size: 5, fill: s.color } : { show: false },
             spanGaps: false,
           })),
         ],
@@ -123,8 +125,7 @@ export function createChart(options: ChartOptions): Chart {
       const parts = options.series.map((s, i) => {
         const series = ys[i] ?? [];
         let last: number | null = null;
-        // The newest step is still filling; describe the last complete one.
-        for (let j = series.length - 2; j >= 0; j--) {
+        for (let j = series.length - 1; j >= 0; j--) {
           const v = series[j];
           if (v !== null && v !== undefined) {
             last = v;

@@ -42,9 +42,9 @@ export function mountHeader(app: Dashboard, root: HTMLElement, openSignIn: () =>
   const delivery = h(
     "select",
     { "aria-label": "Realtime delivery mode", title: "How the Realtime source subscribes" },
-    h("option", { value: "auto" }, "delivery: as flagged"),
-    h("option", { value: "postgres_changes" }, "delivery: postgres_changes"),
-    h("option", { value: "broadcast" }, "delivery: broadcast"),
+    h("option", { value: "auto" }, "delivery as flagged"),
+    h("option", { value: "postgres_changes" }, "postgres_changes"),
+    h("option", { value: "broadcast" }, "broadcast"),
   );
   delivery.value = app.delivery;
   delivery.addEventListener("change", () => app.setDelivery(delivery.value as RealtimeDelivery));

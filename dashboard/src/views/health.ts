@@ -47,6 +47,7 @@ export function mountHealth(app: Dashboard, metrics: MetricsPoller, root: HTMLEl
   const latencyChart = createChart({
     title: "Delivery latency per path (p50 / p95 / p99)",
     unit: "ms",
+    points: true,
     series: PATHS.flatMap((p) => [
       { label: `${PATH_NAMES[p]} p50`, color: PATH_COLORS[p], width: 2 },
       { label: `${PATH_NAMES[p]} p95`, color: PATH_COLORS[p], dash: [6, 4] },
@@ -74,22 +75,24 @@ export function mountHealth(app: Dashboard, metrics: MetricsPoller, root: HTMLEl
   const problem = h("div", { class: "problem", role: "status" });
 
   function drawCharts(s: MetricsSummary): void {
-    const t = s.series.t;
-    eventsChart.setData(t, CATEGORY_LIST.map((c) => s.series.events_per_s[c] ?? []));
+    // The newest step is still filling (its rates read low): the charts end at the last complete one.
+    const complete = <T>(series: T[]) => series.slice(0, -1);
+    const t = complete(s.series.t);
+    eventsChart.setData(t, CATEGORY_LIST.map((c) => complete(s.series.events_per_s[c] ?? [])));
     latencyChart.setData(
       t,
       PATHS.flatMap((p) => {
         const l = s.series.latency_ms[p];
-        return [l.p50, l.p95, l.p99];
+        return [complete(l.p50), complete(l.p95), complete(l.p99)];
       }),
     );
-    errorsChart.setData(t, PATHS.map((p) => s.series.errors[p]));
+    errorsChart.setData(t, PATHS.map((p) => complete(s.series.errors[p])));
     const totalIn = t.map((_, i) =>
       Object.values(s.series.events_per_s).reduce((sum, series) => sum + (series[i] ?? 0), 0)
     );
     throughputChart.setData(t, [
       totalIn,
-      ...PATHS.map((p) => s.series.calls[p].map((c) => c / s.step_s)),
+      ...PATHS.map((p) => complete(s.series.calls[p]).map((c) => c / s.step_s)),
     ]);
     const anyCalls = PATHS.some((p) => s.adapters[p].calls > 0);
     latencyChart.setMessage(anyCalls ? null : "No adapter calls in this window yet.");

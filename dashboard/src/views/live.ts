@@ -236,7 +236,11 @@ export function mountLive(app: Dashboard, root: HTMLElement): void {
   function drawSide(): void {
     const now = Date.now();
     const series = app.rates.series(now);
-    rateChart.setData(series.t, CATEGORY_LIST.map((c) => series.byCategory[c]));
+    // The current second is still counting: the chart ends at the last complete one.
+    rateChart.setData(
+      series.t.slice(0, -1),
+      CATEGORY_LIST.map((c) => series.byCategory[c].slice(0, -1)),
+    );
     setText(rateNow, `${rate(app.rates.rate(now))} events/s`);
     const wanted: Path[] = app.mode === "dual" ? ["websocket", "realtime"] : [app.mode];
     replaceChildren(
