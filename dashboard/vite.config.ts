@@ -9,16 +9,20 @@ import { defineConfig, type Plugin } from "vite";
 
 /**
  * Emits dist/build-sources.json: every source file (outside node_modules) the
- * bundle was built from, so `npm start` can tell whether dist/ is older than
- * its sources without guessing which files of shared/ the dashboard imports.
+ * bundle was built from, relative to the repository (no local paths end up
+ * on a static host), so `npm start` can tell whether dist/ is older than its
+ * sources without guessing which files of shared/ the dashboard imports.
  */
 function buildSources(): Plugin {
+  const repo = decodeURIComponent(new URL("..", import.meta.url).pathname);
   return {
     name: "cutover-build-sources",
     generateBundle() {
       const files = [...this.getModuleIds()]
         .filter((id) => !id.includes("node_modules") && !id.startsWith("\0") && id.startsWith("/"))
         .map((id) => id.split("?")[0]!)
+        .filter((id) => id.startsWith(repo))
+        .map((id) => id.slice(repo.length))
         .sort();
       this.emitFile({
         type: "asset",

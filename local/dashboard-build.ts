@@ -34,7 +34,7 @@ export function dashboardStaleReason(dist = dashboardDist): string | null {
   }
   const always = ["index.html", "vite.config.ts"].map((f) => path.join(dashboardDir, f))
     .concat(path.join(repoRoot, "package-lock.json"));
-  for (const file of new Set([...always, ...files])) {
+  for (const file of new Set([...always, ...files.map((f) => path.resolve(repoRoot, f))])) {
     if (!existsSync(file)) return `${path.relative(repoRoot, file)} is gone`;
     if (statSync(file).mtimeMs > builtAt) return `${path.relative(repoRoot, file)} changed`;
   }
