@@ -211,15 +211,16 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     });
     await Promise.all(functions.map((f) => f.start()));
 
-    let scheduler: Scheduler | undefined;
+    // Started once the gateway listens (its function jobs call through it).
+    const scheduler: { current?: Scheduler } = {};
     const mounts: GatewayMount[] = [
       createControlMount({
         serviceRoleKey: keys.serviceRoleKey,
         functions,
         postgres: pg,
         runJob: (name) => {
-          if (!scheduler) throw new Error("the scheduler is not running");
-          return scheduler.runNow(name);
+          if (!scheduler.current) throw new Error("the scheduler is not running");
+          return scheduler.current.runNow(name);
         },
       }),
       realtime.mount,
@@ -237,15 +238,15 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     cleanups.push(() => gateway.drain());
 
     // The same jobs pg_cron runs on hosted Supabase, from cutover.scheduled_jobs.
-    const scheduler_ = startScheduler({
+    const running = startScheduler({
       sql,
       apiUrl,
       serviceRoleKey: keys.serviceRoleKey,
       log,
       reloadMs: Number(process.env.CUTOVER_SCHEDULER_RELOAD_MS) || undefined,
     });
-    scheduler = scheduler_;
-    cleanups.push(() => scheduler_.stop());
+    scheduler.current = running;
+    cleanups.push(() => running.stop());
     // Partitions may have fallen behind while the stack was stopped.
     await sql`select cutover.maintain_partitions()`;
 

@@ -5,11 +5,9 @@
  */
 import { z } from "zod";
 
-export const CATEGORIES = ["critical", "performance", "user_activity", "system", "debug"] as const;
-export type Category = (typeof CATEGORIES)[number];
+import { type Adapter, ADAPTERS, CATEGORIES, type Category } from "./constants.ts";
 
-export const ADAPTERS = ["websocket", "realtime"] as const;
-export type Adapter = (typeof ADAPTERS)[number];
+export { type Adapter, ADAPTERS, CATEGORIES, type Category };
 
 /** Longest accepted `source` and `event_type`, in characters. */
 export const MAX_NAME_LENGTH = 200;

@@ -22,7 +22,7 @@
  * });
  */
 import type { RealtimeChannel, SupabaseClient } from "@supabase/supabase-js";
-import { CATEGORIES, type Category } from "../events/schema.ts";
+import { CATEGORIES, type Category } from "../events/constants.ts";
 import { DeliveredIds } from "./dedupe.ts";
 
 /** One event as the history API, the live table and broadcasts all carry it. */
