@@ -1,11 +1,13 @@
 import { createSql } from "../../shared/db/client.ts";
 import { createFanoutService } from "../../shared/fanout/app.ts";
 import { fanoutSettingsFromEnv } from "../../shared/fanout/settings.ts";
+import { withFaults } from "../../shared/resilience/faults.ts";
 
 const env = Deno.env.toObject();
 
+const sql = createSql(env.SUPABASE_DB_URL!, { max: 6 });
 const service = createFanoutService({
-  sql: createSql(env.SUPABASE_DB_URL!, { max: 6 }),
+  sql,
   settings: fanoutSettingsFromEnv(env),
   serviceRoleKey: env.SUPABASE_SERVICE_ROLE_KEY ?? "",
   jwtSecret: env.CUTOVER_JWT_SECRET ?? "",
@@ -18,4 +20,5 @@ const service = createFanoutService({
 void service.start().catch(() => {});
 globalThis.addEventListener("beforeunload", () => void service.shutdown());
 
-Deno.serve(service.app.fetch);
+// Test-only fault injection; inert unless CUTOVER_FAULT_HOOKS=1 (shared/resilience/faults.ts).
+Deno.serve(withFaults(service.app.fetch, { sql, functionName: "ws-fanout", env }));

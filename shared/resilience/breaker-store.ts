@@ -48,6 +48,7 @@ interface Row {
   since: number;
   open_until: number | null;
   closed_at: number | null;
+  window_from: number | null;
   probes_admitted: number;
   probe_successes: number;
   reason: string | null;
@@ -61,7 +62,9 @@ const ms = (column: string) => `(extract(epoch from ${column}) * 1000)::float8`;
 
 const SELECT_ROWS = `
   select adapter, state, version, ${ms("since")} as since, ${ms("open_until")} as open_until,
-    ${ms("closed_at")} as closed_at, probes_admitted, probe_successes, reason, conn_failures,
+    ${ms("closed_at")} as closed_at, ${
+  ms("window_from")
+} as window_from, probes_admitted, probe_successes, reason, conn_failures,
     ${ms("conn_failures_first_at")} as conn_failures_first_at,
     ${ms("conn_failures_last_at")} as conn_failures_last_at, ${ms("clock_timestamp()")} as now
   from cutover.breaker_state`;
@@ -74,6 +77,7 @@ function fromRow(row: Row): StoredBreaker {
     since: row.since,
     openUntil: row.open_until,
     closedAt: row.closed_at,
+    windowFrom: row.window_from,
     probesAdmitted: row.probes_admitted,
     probeSuccesses: row.probe_successes,
     reason: row.reason,
@@ -105,6 +109,7 @@ export async function readBreakers(
       since: now,
       openUntil: null,
       closedAt: null,
+      windowFrom: null,
       probesAdmitted: 0,
       probeSuccesses: 0,
       reason: null,
@@ -119,7 +124,8 @@ with upd as (
   update cutover.breaker_state b set
     state = $3, version = $4, since = to_timestamp($5::float8 / 1000),
     open_until = to_timestamp($6::float8 / 1000), closed_at = to_timestamp($7::float8 / 1000),
-    probes_admitted = $8, probe_successes = $9, reason = $10, updated_at = now()
+    probes_admitted = $8, probe_successes = $9, reason = $10,
+    window_from = to_timestamp($14::float8 / 1000), updated_at = now()
   where b.adapter = $1 and b.version = $2
   returning b.adapter
 ), log as (
@@ -183,6 +189,7 @@ export async function applyBreakerInput(
       step.transition?.from ?? null,
       JSON.stringify(meta.details ?? null),
       meta.instance ?? null,
+      r.windowFrom,
     ]);
     if (written?.updated === 1) return { step, breaker: { ...breaker, ...r }, now };
   }

@@ -45,8 +45,10 @@ export interface BreakerRecord {
   since: number;
   /** While open: when probing may begin. */
   openUntil: number | null;
-  /** The last close after an open period (null: never opened): window start and restore ramp start. */
+  /** The last close after an open period (null: none, or a forced close): the restore ramp's start. */
   closedAt: number | null;
+  /** Calls before this are not judged (set by every close and reset; null: the plain window). */
+  windowFrom: number | null;
   /** Probes admitted in the current half-open period. */
   probesAdmitted: number;
   /** Of those, how many succeeded. */
@@ -106,6 +108,7 @@ export function initialBreakerRecord(now: number): BreakerRecord {
     since: now,
     openUntil: null,
     closedAt: null,
+    windowFrom: null,
     probesAdmitted: 0,
     probeSuccesses: 0,
     reason: null,
@@ -114,16 +117,17 @@ export function initialBreakerRecord(now: number): BreakerRecord {
 
 /**
  * Where the judged window starts: `windowMs` before `now`, but never before
- * the bucket after the last close. Bucket rows whose start is >= this are judged.
+ * the bucket after the last close (`windowFrom`). Bucket rows whose start is
+ * >= this are judged.
  */
 export function windowStart(
-  record: Pick<BreakerRecord, "closedAt">,
+  record: Pick<BreakerRecord, "windowFrom">,
   now: number,
   windowMs: number,
 ): number {
   const start = now - windowMs;
-  if (record.closedAt === null) return start;
-  const afterClose = Math.ceil(record.closedAt / STATS_BUCKET_MS) * STATS_BUCKET_MS;
+  if (record.windowFrom === null) return start;
+  const afterClose = Math.ceil(record.windowFrom / STATS_BUCKET_MS) * STATS_BUCKET_MS;
   return Math.max(start, afterClose);
 }
 
@@ -276,13 +280,16 @@ function moveTo(
   now: number,
   reason: string,
   policy: BreakerPolicy,
+  ramp = true,
 ): BreakerStep {
   const next: BreakerRecord = {
     ...record,
     state: to,
     since: now,
     openUntil: to === "open" ? now + policy.recoveryMs : null,
-    closedAt: to === "closed" ? now : record.closedAt,
+    // A recovery starts the restore ramp; a forced close or disabling does not.
+    closedAt: to === "closed" ? (ramp ? now : null) : record.closedAt,
+    windowFrom: to === "closed" ? now : record.windowFrom,
     probesAdmitted: 0,
     probeSuccesses: 0,
     reason,
@@ -320,12 +327,12 @@ function decide(record: BreakerRecord, input: BreakerInput, policy: BreakerPolic
   const now = input.now;
   if (input.type === "force") {
     if (record.state === input.to) return unchanged(record);
-    return moveTo(record, input.to, now, input.reason, policy);
+    return moveTo(record, input.to, now, input.reason, policy, false);
   }
   if (!policy.enabled) {
     if (record.state !== "closed") {
       return {
-        ...moveTo(record, "closed", now, "circuit breaker disabled", policy),
+        ...moveTo(record, "closed", now, "circuit breaker disabled", policy, false),
         permit: "allow",
       };
     }

@@ -164,7 +164,10 @@ export interface FinishedDeadLetter extends DeadLetterUpdate {
 
 /**
  * Writes attempt outcomes of run `runId`, one statement. Rows no longer
- * pending or no longer claimed by this run are skipped. Returns the ids written.
+ * claimed by this run are skipped, and so are rows no longer pending —
+ * except a row this run delivered whose outbox trigger marked it delivered
+ * first (then only the attempt count and the claim are written). Returns the
+ * ids written.
  */
 export async function finishDeadLetters(
   sql: Sql,
@@ -179,11 +182,13 @@ export async function finishDeadLetters(
        last_error = left(x.last_error, 1000),
        last_failed_at = case when x.status = 'delivered' then d.last_failed_at else now() end,
        next_attempt_at = coalesce(to_timestamp(x.next_ms / 1000), now()),
-       delivered_at = case when x.status = 'delivered' then now() else d.delivered_at end,
+       delivered_at = case when x.status = 'delivered' then coalesce(d.delivered_at, now())
+         else d.delivered_at end,
        dead_at = case when x.status = 'dead' then now() else d.dead_at end,
        claimed_by = null, claimed_at = null
      from jsonb_to_recordset($2::text::jsonb) as x(id bigint, status text, attempts int, last_error text, next_ms float8)
-     where d.id = x.id and d.status = 'pending' and d.claimed_by = $1
+     where d.id = x.id and d.claimed_by = $1
+       and (d.status = 'pending' or (d.status = 'delivered' and x.status = 'delivered'))
      returning d.id`,
     [
       runId,

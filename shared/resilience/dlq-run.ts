@@ -31,8 +31,14 @@ import {
 } from "./dead-letter-store.ts";
 import { afterAttempt, classifyDeliveryError, type DeliveryOutcome } from "./dead-letters.ts";
 
-/** Most keys per relay request (ws-fanout takes at most 1,000). */
-const RELAY_CHUNK = 500;
+/**
+ * Keys per relay request: the high tier's batch size (seed 003), so a
+ * recovery's backlog goes as many moderate calls — each judged by the same
+ * slow-call threshold as ingest's relays — not as a few huge ones.
+ */
+const RELAY_CHUNK = 100;
+/** Keys in a half-open probe: one small call. */
+const PROBE_CHUNK = 10;
 
 export interface AdapterRunReport {
   permit: "allow" | "deny" | "probe";
@@ -209,7 +215,7 @@ export async function runDeadLetterRetry(deps: DlqRunDeps, trigger: string): Pro
     const permit = await deps.board.permit(adapter);
     r.permit = permit;
     if (permit === "deny") continue;
-    const limit = permit === "probe" ? Math.min(dl.batch_size, RELAY_CHUNK) : dl.batch_size;
+    const limit = permit === "probe" ? Math.min(dl.batch_size, PROBE_CHUNK) : dl.batch_size;
     const rows = await claimDueDeadLetters(deps.sql, {
       adapter,
       limit,

@@ -237,11 +237,11 @@ describe("countAbove and the slow limit", () => {
   });
 
   it("judges only buckets after the last close", () => {
-    expect(windowStart({ closedAt: null }, T0, 60_000)).toBe(T0 - 60_000);
-    expect(windowStart({ closedAt: T0 - 5_001 }, T0, 60_000)).toBe(
+    expect(windowStart({ windowFrom: null }, T0, 60_000)).toBe(T0 - 60_000);
+    expect(windowStart({ windowFrom: T0 - 5_001 }, T0, 60_000)).toBe(
       Math.ceil((T0 - 5_001) / 10_000) * 10_000,
     );
-    expect(windowStart({ closedAt: T0 - 600_000 }, T0, 60_000)).toBe(T0 - 60_000);
+    expect(windowStart({ windowFrom: T0 - 600_000 }, T0, 60_000)).toBe(T0 - 60_000);
   });
 });
 
@@ -342,7 +342,13 @@ describe("stepBreaker: the transition table", () => {
       input: { type: "outcome", now: T0, ok: true, slow: false, admitted: true },
       to: "closed",
       transition: true,
-      expect: { closedAt: T0, probesAdmitted: 0, probeSuccesses: 0, openUntil: null },
+      expect: {
+        closedAt: T0,
+        windowFrom: T0,
+        probesAdmitted: 0,
+        probeSuccesses: 0,
+        openUntil: null,
+      },
     },
     {
       name: "half-open, a probe succeeds with more to go → counted",
@@ -404,7 +410,7 @@ describe("stepBreaker: the transition table", () => {
       input: { type: "force", now: T0, to: "closed", reason: "operator reset" },
       to: "closed",
       transition: true,
-      expect: { reason: "operator reset" },
+      expect: { reason: "operator reset", closedAt: null, windowFrom: T0 },
     },
   ];
   for (const r of rows) {
