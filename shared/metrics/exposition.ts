@@ -176,6 +176,19 @@ export function buildFamilies(input: ExpositionInput): MetricFamily[] {
     },
   );
 
+  if (state.rollbacks) {
+    families.push({
+      name: "cutover_rollbacks",
+      help:
+        "Automated rollbacks recorded (kept 30 days) per adapter and trigger; the flag audit has each change.",
+      type: "gauge",
+      samples: state.rollbacks.by_trigger.map((r) => ({
+        labels: { adapter: r.adapter, trigger: r.trigger },
+        value: r.count,
+      })),
+    });
+  }
+
   if (state.dlq) {
     families.push({
       name: "cutover_dead_letters",

@@ -36,6 +36,7 @@ export interface ReconcileSummary {
 
 interface Presence {
   breakers: boolean;
+  rollbacks: boolean;
   dlq: boolean;
   dlq_status: boolean;
   reconcile_runs: boolean;
@@ -54,6 +55,7 @@ export async function readPipelineState(
   const [presence] = await sql<Presence[]>`
     select
       to_regclass('cutover.breaker_state') is not null as breakers,
+      to_regclass('cutover.rollbacks') is not null as rollbacks,
       to_regclass('cutover.dead_letters') is not null as dlq,
       exists (select 1 from information_schema.columns
               where table_schema = 'cutover' and table_name = 'dead_letters'
@@ -66,13 +68,14 @@ export async function readPipelineState(
       (select extract(epoch from now() - min(created_at))::float8
          from cutover.relay_outbox where status = 'pending') as outbox_oldest_age_s`;
   const p = presence!;
-  const [breakers, dlq, recorders, reconcile] = await Promise.all([
+  const [breakers, dlq, recorders, reconcile, rollbacks] = await Promise.all([
     p.breakers ? readBreakers(sql) : null,
     p.dlq ? readDeadLetters(sql, p.dlq_status) : null,
     readRecorderTotals(sql),
     p.reconcile_runs
       ? readReconcile(sql, options.reconcileWindowS, p.reconcile_findings, p.reconcile_alerts)
       : null,
+    p.rollbacks ? readRollbacks(sql) : null,
   ]);
   return {
     flag_version: p.flag_version === null ? null : Number(p.flag_version),
@@ -84,6 +87,7 @@ export async function readPipelineState(
     },
     dlq,
     breakers,
+    rollbacks,
     reconciliation: reconcile,
     recorders: Object.fromEntries(recorders.map((r) => [r.recorder, {
       flushes: r.flushes,
@@ -109,6 +113,25 @@ async function readBreakers(sql: Sql): Promise<SummaryState["breakers"]> {
     out[adapter] = { ...row, state: typeof row.state === "string" ? row.state : "unknown" };
   }
   return out;
+}
+
+/** Automated rollbacks (cutover.rollbacks, issue 6) per adapter and trigger, and the newest. */
+async function readRollbacks(sql: Sql): Promise<SummaryState["rollbacks"]> {
+  const [row] = await sql<
+    { by_trigger: { adapter: string; trigger: string; count: number }[]; last: unknown }[]
+  >`
+    select
+      (select coalesce(jsonb_agg(jsonb_build_object('adapter', adapter, 'trigger', trigger,
+         'count', n) order by adapter, trigger), '[]'::jsonb)
+       from (select adapter, trigger, count(*) as n from cutover.rollbacks
+             group by adapter, trigger) t) as by_trigger,
+      (select jsonb_build_object('at', at, 'adapter', adapter, 'trigger', trigger,
+         'action', action, 'reason', reason)
+       from cutover.rollbacks order by id desc limit 1) as last`;
+  return {
+    by_trigger: row?.by_trigger ?? [],
+    last: (row?.last ?? null) as NonNullable<SummaryState["rollbacks"]>["last"],
+  };
 }
 
 async function readDeadLetters(sql: Sql, hasStatus: boolean): Promise<SummaryState["dlq"]> {

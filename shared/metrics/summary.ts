@@ -80,6 +80,14 @@ export interface SummaryState {
   outbox: { pending: number; oldest_age_s: number | null };
   dlq: { total: number; by_status: Record<string, number> } | null;
   breakers: Record<string, { state: string; [field: string]: unknown }> | null;
+  /**
+   * Automated rollbacks kept in cutover.rollbacks (30 days), per adapter and
+   * trigger, and the newest one; absent when the table does not exist.
+   */
+  rollbacks?: {
+    by_trigger: { adapter: string; trigger: string; count: number }[];
+    last: { at: string; adapter: string; trigger: string; action: string; reason: string } | null;
+  } | null;
   /** Null when the reconciliation tables do not exist. */
   reconciliation: ReconcileSummary | null;
   recorders: Record<string, {

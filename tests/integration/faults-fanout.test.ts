@@ -553,6 +553,22 @@ describe("automated rollback", () => {
       const [logged] =
         await sql`select trigger, action from cutover.rollbacks order by id desc limit 1`;
       expect(logged).toEqual({ trigger: "connection_failures", action: "fallback_to_primary" });
+      // Visible in metrics: the Prometheus text and the dashboard's summary.
+      const auth = { authorization: `Bearer ${stack.info.serviceRoleKey}` };
+      const text =
+        await (await fetch(`${stack.info.apiUrl}/functions/v1/metrics`, { headers: auth }))
+          .text();
+      expect(text).toMatch(
+        /^cutover_rollbacks\{adapter="websocket",trigger="connection_failures"\} 1$/m,
+      );
+      const summary = await (await fetch(
+        `${stack.info.apiUrl}/functions/v1/metrics/summary?window=1m`,
+        { headers: auth },
+      )).json() as { rollbacks: { last: { trigger: string; action: string } } };
+      expect(summary.rollbacks.last).toMatchObject({
+        trigger: "connection_failures",
+        action: "fallback_to_primary",
+      });
       await sql`delete from cutover.fault_injections`;
       // Ingest routes critical to realtime only now.
       await new Promise((r) => setTimeout(r, 2_500));
