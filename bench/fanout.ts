@@ -208,11 +208,11 @@ export async function benchFanout(ctx: FanoutBenchContext): Promise<void> {
   const highest = new Map<number, CellResult>();
   const sql = postgres(ctx.info.dbUrl, { max: 1, onnotice: () => {} });
   try {
+    // Warm-up (connections, JIT, caches on every instance, settings seeded); not reported.
+    await measure(ctx.info, { rate: 500, batch: 10, clients: 2 }, 1);
     const [setting] = await sql<{ value: { enabled?: boolean } }[]>`
       select value from cutover.settings where key = 'batching'`;
     const batching = setting ? (setting.value.enabled ? "on" : "off") : "n/a";
-    // Warm-up (connections, JIT, caches on every instance); not reported.
-    await measure(ctx.info, { rate: 500, batch: 10, clients: 2 }, 1);
     for (const clients of [1, 50]) {
       const r = await measure(ctx.info, { rate: 1_000, batch: 10, clients }, seconds);
       results.push({ ...r, batching });
