@@ -60,6 +60,9 @@ async function shutdown(signal: string): Promise<void> {
   globalThis.dispatchEvent(new CustomEvent("beforeunload", { detail: { reason: signal } }));
   await Promise.race([
     (async () => {
+      // Let beforeunload handlers act first (ws-fanout closes its sockets with
+      // 1012 so clients resume): otherwise Deno's own 1001 close overtakes them.
+      await new Promise((resolve) => setTimeout(resolve, 250));
       await server?.shutdown();
       while (pending.size > 0) await Promise.allSettled([...pending]);
     })(),
