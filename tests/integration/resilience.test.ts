@@ -20,7 +20,7 @@ import {
 } from "../../shared/resilience/dead-letter-store.ts";
 import { useDb } from "../helpers/db.ts";
 import { ingest, makeEvent } from "../helpers/events.ts";
-import { restoreDefaults, setSetting } from "../helpers/flags.ts";
+import { restoreDefaults, setCategory, setSetting } from "../helpers/flags.ts";
 import { stack } from "../helpers/http.ts";
 import {
   type Acked,
@@ -451,6 +451,40 @@ describe("routing around an open breaker", () => {
     );
     expect(run.body.adapters.realtime.delivered).toBeGreaterThanOrEqual(5);
     await expectExactAccount(sql, acked, 10_000);
+    await resetResilience(sql);
+  });
+
+  it("realtime open in broadcast mode: the deferred events are broadcast after the recovery, once", async () => {
+    await setCategory(sql, "critical", { delivery_mode: "broadcast" });
+    await new Promise((r) => setTimeout(r, 2_500));
+    await forceBreaker("realtime", "open");
+    let ids: string[] = [];
+    const messages = async () =>
+      await sql<{ id: string; n: number }[]>`
+        select e ->> 'id' as id, count(*)::int as n
+        from realtime.messages m, jsonb_array_elements(m.payload -> 'events') e
+        where m.topic = 'monitoring:critical' and e ->> 'id' = any (${ids})
+        group by 1`;
+    try {
+      const res = await ingest({
+        events: Array.from({ length: 3 }, () => makeEvent({ event_type: "service.error" })),
+      });
+      ids = res.body.results.map((r) => r.id!);
+      expect(await messages()).toEqual([]);
+    } finally {
+      await forceBreaker("realtime", "closed");
+    }
+    const run = await dlq<{ adapters: { realtime: { delivered: number } } }>(
+      stack().info,
+      "POST",
+      "",
+      { trigger: "test" },
+    );
+    expect(run.body.adapters.realtime.delivered).toBeGreaterThanOrEqual(3);
+    const sent = await messages();
+    expect(sent.map((m) => m.id).sort()).toEqual([...ids].sort());
+    for (const m of sent) expect(m.n).toBe(1);
+    await restoreDefaults(sql);
     await resetResilience(sql);
   });
 
