@@ -38,7 +38,10 @@ export async function timedLoop(
       const i = started++;
       const t = performance.now();
       try {
-        items += await op(worker, i);
+        // Not `items += await op()`: that reads `items` before the await and
+        // loses the other workers' increments.
+        const carried = await op(worker, i);
+        items += carried;
         operations++;
         latenciesMs.push(performance.now() - t);
       } catch {
