@@ -1,9 +1,14 @@
 /**
  * Adaptive batching by event frequency (seed 003): a stream's observed rate
  * picks a tier — high frequency: batches of up to 100 flushed every 0.1 s;
- * medium: 50 / 0.5 s; low: 10 / 2 s — and a batch is flushed when it is full
- * or its oldest entry has waited the tier's `max_wait_ms`. Busy streams make
- * few large calls; quiet ones make few small calls.
+ * medium: 50 / 0.5 s; low: 10 / 2 s. Batching never delays an idle stream:
+ * when none of the stream's flushes is in flight, what arrives goes out at
+ * once (the leading edge, as group commit does); while one is in flight,
+ * arrivals accumulate and go out when it settles, when the batch is full, or
+ * when its oldest entry has waited the tier's `max_wait_ms`, whichever comes
+ * first. So batch size follows the rate (busy streams make few large calls)
+ * while a lone critical event pays no added latency — the tiers bound the
+ * wait, they do not impose it.
  *
  * The policy (rate estimate, tier choice, flush decision) is pure; the
  * batcher below is its thin imperative shell: timers, bounded memory, and a
@@ -77,12 +82,13 @@ export function chooseTier(rate: number, settings: BatchingSettings): TierName {
 
 /**
  * When a batch of `size` entries whose oldest arrived at `oldestAt` is due:
- * now when full, else at `oldestAt + max_wait_ms`. Returns the epoch ms
+ * now when the stream is idle (`busy` false: nothing of it in flight) or the
+ * batch is full, else at `oldestAt + max_wait_ms`. Returns the epoch ms
  * (≤ now means flush now); Infinity for an empty batch. Pure.
  */
-export function flushDueAt(size: number, oldestAt: number, tier: BatchTier): number {
+export function flushDueAt(size: number, oldestAt: number, tier: BatchTier, busy = true): number {
   if (size <= 0) return Infinity;
-  if (size >= tier.max_events) return -Infinity;
+  if (!busy || size >= tier.max_events) return -Infinity;
   return oldestAt + tier.max_wait_ms;
 }
 
@@ -117,6 +123,8 @@ interface StreamBatch<T> {
   waiters: (() => void)[];
   timer?: ReturnType<typeof setTimeout>;
   rate?: RateEstimate;
+  /** This stream's flushes not yet settled. */
+  flying: number;
 }
 
 /** Creates a batcher; with batching disabled every `add` flushes at once. */
@@ -131,7 +139,7 @@ export function createBatcher<T>(options: BatcherOptions<T>): Batcher<T> {
   function stream(name: string): StreamBatch<T> {
     let s = streams.get(name);
     if (!s) {
-      s = { items: [], oldestAt: 0, waiters: [] };
+      s = { items: [], oldestAt: 0, waiters: [], flying: 0 };
       streams.set(name, s);
     }
     return s;
@@ -148,10 +156,15 @@ export function createBatcher<T>(options: BatcherOptions<T>): Batcher<T> {
     s.waiters = [];
     pending -= items.length;
     flying += items.length;
+    s.flying++;
+    const stream_ = s;
     const done = options.flush(name, items).catch(() => {}).finally(() => {
       flying -= items.length;
+      stream_.flying--;
       inFlight.delete(done);
       for (const w of waiters) w();
+      // What accumulated behind this flush goes out now that the stream is idle.
+      if (stream_.items.length > 0 && stream_.flying === 0) schedule(name, stream_);
     });
     inFlight.add(done);
     return done;
@@ -160,7 +173,7 @@ export function createBatcher<T>(options: BatcherOptions<T>): Batcher<T> {
   function schedule(name: string, s: StreamBatch<T>): void {
     const settings = options.settings();
     const tier = settings[chooseTier(currentRate(s.rate, now()), settings)];
-    const due = flushDueAt(s.items.length, s.oldestAt, tier);
+    const due = flushDueAt(s.items.length, s.oldestAt, tier, s.flying > 0);
     if (due <= now() || pending * 2 >= settings.max_pending) {
       void flushStream(name);
       return;

@@ -29,6 +29,7 @@ describe("the batching policy (seed 003)", () => {
 
   it("flushes a full batch now, else when the oldest entry has waited the tier's wait", () => {
     expect(flushDueAt(0, 1000, SEED.low)).toBe(Infinity);
+    expect(flushDueAt(1, 1000, SEED.low, false)).toBe(-Infinity);
     expect(flushDueAt(10, 1000, SEED.low)).toBe(-Infinity);
     expect(flushDueAt(9, 1000, SEED.low)).toBe(3000);
     expect(flushDueAt(99, 1000, SEED.high)).toBe(1100);
@@ -74,20 +75,41 @@ describe("the batcher", () => {
     return { batcher, flushed, overflow };
   }
 
-  it("a quiet stream waits up to 2 s, or until 10 entries", async () => {
+  it("an idle stream is flushed at once: batching adds no latency to a lone event", async () => {
     const { batcher, flushed } = make();
-    const done = batcher.add("system", [1]);
+    await batcher.add("system", [1]);
+    expect(flushed).toEqual([{ stream: "system", items: [1], at: 0 }]);
+  });
+
+  it("behind a flush in flight, a quiet stream accumulates until it settles, 10 entries or 2 s", async () => {
+    const { batcher, flushed } = make(SEED, 5_000); // each flush takes 5 s
+    void batcher.add("system", [0]); // in flight until 5 s
+    void batcher.add("system", [1]);
     await vi.advanceTimersByTimeAsync(1_999);
-    expect(flushed).toEqual([]);
-    await vi.advanceTimersByTimeAsync(1);
-    await done;
-    expect(flushed).toEqual([{ stream: "system", items: [1], at: 2_000 }]);
-    await batcher.add("system", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    expect(flushed[1]).toEqual({
+    expect(flushed.map((f) => f.items)).toEqual([[0]]);
+    await vi.advanceTimersByTimeAsync(1); // the low tier's 2 s bound
+    expect(flushed.map((f) => [f.items, f.at])).toEqual([[[0], 0], [[1], 2_000]]);
+    void batcher.add("system", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]); // full: out at once
+    expect(flushed.at(-1)).toEqual({
       stream: "system",
-      items: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      items: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
       at: 2_000,
     });
+    const all = batcher.flushAll();
+    await vi.advanceTimersByTimeAsync(20_000);
+    await all;
+  });
+
+  it("what accumulated behind a flush goes out as soon as it settles", async () => {
+    const { batcher, flushed } = make(SEED, 100);
+    void batcher.add("system", [0]);
+    void batcher.add("system", [1]);
+    void batcher.add("system", [2]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(flushed.map((f) => [f.items, f.at])).toEqual([[[0], 0], [[1, 2], 100]]);
+    const all = batcher.flushAll();
+    await vi.advanceTimersByTimeAsync(1_000);
+    await all;
   });
 
   it("a busy stream moves to the high tier: batches flushed every 0.1 s", async () => {
