@@ -2,11 +2,11 @@
  * Adaptive batching by event frequency (seed 003): a stream's observed rate
  * picks a tier — high frequency: batches of up to 100 flushed every 0.1 s;
  * medium: 50 / 0.5 s; low: 10 / 2 s. Batching never delays an idle stream:
- * when none of the stream's flushes is in flight, what arrives goes out at
- * once (the leading edge, as group commit does); while one is in flight,
- * arrivals accumulate and go out when it settles, when the batch is full, or
- * when its oldest entry has waited the tier's `max_wait_ms`, whichever comes
- * first. So batch size follows the rate (busy streams make few large calls)
+ * while fewer than MAX_FLUSHES_IN_FLIGHT of the stream's flushes are in
+ * flight, what arrives goes out at once (the leading edge, as group commit
+ * does); beyond that, arrivals accumulate and go out when a flush settles,
+ * when the batch is full, or when its oldest entry has waited the tier's
+ * `max_wait_ms`, whichever comes first. So batch size follows the rate (busy streams make few large calls)
  * while a lone critical event pays no added latency — the tiers bound the
  * wait, they do not impose it.
  *
@@ -35,6 +35,13 @@ export interface BatchingSettings {
   /** Most entries one batcher holds (all streams together). */
   max_pending: number;
 }
+
+/**
+ * Flushes of one stream allowed in flight before arrivals start to
+ * accumulate: enough to keep the relay pipelined, few enough that a burst
+ * becomes a handful of large calls rather than many small ones.
+ */
+export const MAX_FLUSHES_IN_FLIGHT = 4;
 
 export type TierName = "high" | "medium" | "low";
 
@@ -82,7 +89,7 @@ export function chooseTier(rate: number, settings: BatchingSettings): TierName {
 
 /**
  * When a batch of `size` entries whose oldest arrived at `oldestAt` is due:
- * now when the stream is idle (`busy` false: nothing of it in flight) or the
+ * now when the stream is not saturated (`busy` false) or the
  * batch is full, else at `oldestAt + max_wait_ms`. Returns the epoch ms
  * (≤ now means flush now); Infinity for an empty batch. Pure.
  */
@@ -164,7 +171,9 @@ export function createBatcher<T>(options: BatcherOptions<T>): Batcher<T> {
       inFlight.delete(done);
       for (const w of waiters) w();
       // What accumulated behind this flush goes out now that the stream is idle.
-      if (stream_.items.length > 0 && stream_.flying === 0) schedule(name, stream_);
+      if (stream_.items.length > 0 && stream_.flying < MAX_FLUSHES_IN_FLIGHT) {
+        schedule(name, stream_);
+      }
     });
     inFlight.add(done);
     return done;
@@ -173,7 +182,7 @@ export function createBatcher<T>(options: BatcherOptions<T>): Batcher<T> {
   function schedule(name: string, s: StreamBatch<T>): void {
     const settings = options.settings();
     const tier = settings[chooseTier(currentRate(s.rate, now()), settings)];
-    const due = flushDueAt(s.items.length, s.oldestAt, tier, s.flying > 0);
+    const due = flushDueAt(s.items.length, s.oldestAt, tier, s.flying >= MAX_FLUSHES_IN_FLIGHT);
     if (due <= now() || pending * 2 >= settings.max_pending) {
       void flushStream(name);
       return;
