@@ -179,6 +179,8 @@ export function createDlqRetryApp(deps: DlqRetryDeps): Hono {
           reason: b.reason,
           probes_admitted: b.probesAdmitted,
           probe_successes: b.probeSuccesses,
+          probe_failures: b.probeFailures,
+          probe_slow: b.probeSlow,
           restore_share: snap.breakers[a].restoreShare,
           connection_failures: b.connectionFailures.count,
         }];

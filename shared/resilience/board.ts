@@ -30,6 +30,7 @@ import { estimatePercentile } from "../metrics/histogram.ts";
 import type { StatsRecorder } from "../metrics/recorder.ts";
 import type { AdapterCounts } from "../metrics/stats.ts";
 import {
+  BASELINE_QUANTILE,
   BASELINE_WINDOW_MS,
   baselineMedianMs,
   breakerPolicy,
@@ -200,7 +201,11 @@ export function createBreakerBoard(options: BreakerBoardOptions): BreakerBoard {
         maxFailureRate: settings.adapter_health[adapter].error_threshold,
       },
     });
-    const median = baselineMedianMs(counts[adapter], settings.circuit_breaker.minimum_calls);
+    const median = baselineMedianMs(
+      counts[adapter],
+      settings.circuit_breaker.minimum_calls,
+      BASELINE_QUANTILE,
+    );
     baselines[adapter] = { median, at: localNow() };
     return median;
   }

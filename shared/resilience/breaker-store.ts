@@ -51,6 +51,8 @@ interface Row {
   window_from: number | null;
   probes_admitted: number;
   probe_successes: number;
+  probe_failures: number;
+  probe_slow: number;
   reason: string | null;
   conn_failures: number;
   conn_failures_first_at: number | null;
@@ -62,9 +64,8 @@ const ms = (column: string) => `(extract(epoch from ${column}) * 1000)::float8`;
 
 const SELECT_ROWS = `
   select adapter, state, version, ${ms("since")} as since, ${ms("open_until")} as open_until,
-    ${ms("closed_at")} as closed_at, ${
-  ms("window_from")
-} as window_from, probes_admitted, probe_successes, reason, conn_failures,
+    ${ms("closed_at")} as closed_at, ${ms("window_from")} as window_from,
+    probes_admitted, probe_successes, probe_failures, probe_slow, reason, conn_failures,
     ${ms("conn_failures_first_at")} as conn_failures_first_at,
     ${ms("conn_failures_last_at")} as conn_failures_last_at, ${ms("clock_timestamp()")} as now
   from cutover.breaker_state`;
@@ -80,6 +81,8 @@ function fromRow(row: Row): StoredBreaker {
     windowFrom: row.window_from,
     probesAdmitted: row.probes_admitted,
     probeSuccesses: row.probe_successes,
+    probeFailures: row.probe_failures,
+    probeSlow: row.probe_slow,
     reason: row.reason,
     connectionFailures: {
       count: row.conn_failures,
@@ -112,6 +115,8 @@ export async function readBreakers(
       windowFrom: null,
       probesAdmitted: 0,
       probeSuccesses: 0,
+      probeFailures: 0,
+      probeSlow: 0,
       reason: null,
       connectionFailures: { count: 0, firstAt: null, lastAt: null },
     };
@@ -125,7 +130,8 @@ with upd as (
     state = $3, version = $4, since = to_timestamp($5::float8 / 1000),
     open_until = to_timestamp($6::float8 / 1000), closed_at = to_timestamp($7::float8 / 1000),
     probes_admitted = $8, probe_successes = $9, reason = $10,
-    window_from = to_timestamp($14::float8 / 1000), updated_at = now()
+    window_from = to_timestamp($14::float8 / 1000), probe_failures = $15, probe_slow = $16,
+    updated_at = now()
   where b.adapter = $1 and b.version = $2
   returning b.adapter
 ), log as (
@@ -190,6 +196,8 @@ export async function applyBreakerInput(
       JSON.stringify(meta.details ?? null),
       meta.instance ?? null,
       r.windowFrom,
+      r.probeFailures,
+      r.probeSlow,
     ]);
     if (written?.updated === 1) return { step, breaker: { ...breaker, ...r }, now };
   }

@@ -9,17 +9,20 @@
  *   `error_threshold`, or the slow-call rate reaches `slow_call_rate_threshold`,
  *   where a call is slow when it took longer than the adapter's
  *   `latency_threshold_ms` OR longer than `latency_multiplier` × the adapter's
- *   baseline (the median latency of the hour before the window, over the
- *   buckets whose failure rate was under the threshold — an outage's fast
- *   failures are not the adapter's normal latency).
+ *   baseline (the 95th percentile latency of the hour before the window,
+ *   over the buckets whose failure rate was under the threshold — an
+ *   outage's fast failures are not the adapter's normal latency; a high
+ *   percentile, so ordinary jitter is not "slow").
  * - OPEN: no calls (the relay defers them to the dead-letter queue; routing
  *   falls back). After `recovery_time_s` the next permit request or
  *   evaluation moves it to HALF_OPEN.
- * - HALF_OPEN: exactly `half_open_requests` probe calls are admitted across
- *   all instances. All must succeed (and not be slow) to CLOSE; the first
- *   failed or slow probe re-OPENS it for another open period. Probes that
- *   never report (their instance died) are re-admitted after the probe
- *   timeout.
+ * - HALF_OPEN: exactly `half_open_requests` (N) probe calls are admitted
+ *   across all instances and judged like a window, as resilience4j does: it
+ *   re-OPENS as soon as the probes' failure rate (failures / N) reaches the
+ *   error threshold — with 5 % and N = 5, at the first failure — or their
+ *   slow-call rate reaches the slow-call threshold (3 slow of 5 at 50 %),
+ *   and CLOSES when all N have reported below both. Probes that never
+ *   report (their instance died) are re-admitted after the probe timeout.
  *
  * The window judged after a close starts at the close (rounded up to the
  * next bucket), so failures from before the recovery cannot re-open it —
@@ -51,8 +54,12 @@ export interface BreakerRecord {
   windowFrom: number | null;
   /** Probes admitted in the current half-open period. */
   probesAdmitted: number;
-  /** Of those, how many succeeded. */
+  /** Of those, how many succeeded (slow ones included). */
   probeSuccesses: number;
+  /** ... how many failed. */
+  probeFailures: number;
+  /** ... how many succeeded but were slow. */
+  probeSlow: number;
   /** Why the breaker is in its state (the last transition's reason). */
   reason: string | null;
 }
@@ -111,6 +118,8 @@ export function initialBreakerRecord(now: number): BreakerRecord {
     windowFrom: null,
     probesAdmitted: 0,
     probeSuccesses: 0,
+    probeFailures: 0,
+    probeSlow: 0,
     reason: null,
   };
 }
@@ -150,15 +159,22 @@ export function countAbove(histogram: readonly number[], limitMs: number): numbe
   return n;
 }
 
-/** The baseline median latency, or null when the baseline window has too few calls. */
+/** The breaker's baseline: the 95th percentile of the baseline window. */
+export const BASELINE_QUANTILE = 0.95;
+
+/**
+ * A quantile (default the median) of a baseline window's latencies, or null
+ * when the window has too few calls to say.
+ */
 export function baselineMedianMs(
   baseline: Pick<AdapterCounts, "calls" | "histogram" | "latency_max_ms"> | null,
   minimumCalls: number,
+  quantile = 0.5,
 ): number | null {
   if (!baseline || baseline.calls < minimumCalls || histogramCount(baseline.histogram) === 0) {
     return null;
   }
-  return estimatePercentile(baseline.histogram, 0.5, baseline.latency_max_ms);
+  return estimatePercentile(baseline.histogram, quantile, baseline.latency_max_ms);
 }
 
 /** The slow-call limit: the absolute threshold, or multiplier × baseline when that is lower. */
@@ -292,6 +308,8 @@ function moveTo(
     windowFrom: to === "closed" ? now : record.windowFrom,
     probesAdmitted: 0,
     probeSuccesses: 0,
+    probeFailures: 0,
+    probeSlow: 0,
     reason,
   };
   return { record: next, changed: true, transition: { from: record.state, to, reason } };
@@ -373,15 +391,13 @@ function decide(record: BreakerRecord, input: BreakerInput, policy: BreakerPolic
         }
         return unchanged(record, "deny");
       }
+      const reported = record.probeSuccesses + record.probeFailures;
       if (input.type === "evaluate") {
         const stale = now - record.since >= policy.probeTimeoutMs &&
-          record.probesAdmitted > record.probeSuccesses;
+          record.probesAdmitted > reported;
         if (stale) {
           // Probes that never reported (their instance died): admit new ones.
-          return {
-            record: { ...record, probesAdmitted: record.probeSuccesses, since: now },
-            changed: true,
-          };
+          return { record: { ...record, probesAdmitted: reported, since: now }, changed: true };
         }
         return unchanged(record);
       }
@@ -389,32 +405,47 @@ function decide(record: BreakerRecord, input: BreakerInput, policy: BreakerPolic
       let current = record;
       // A probe permit from an earlier half-open period (its instance was slow
       // to report) has no slot in this one: it is treated as unadmitted.
-      const outstanding = record.probesAdmitted > record.probeSuccesses;
+      const outstanding = record.probesAdmitted > reported;
       if (!input.admitted || !outstanding) {
         if (record.probesAdmitted >= policy.halfOpenProbes) return unchanged(record);
         current = admitProbe(record);
       }
-      if (!input.ok || input.slow) {
-        const what = !input.ok ? "failed" : "was slow";
+      const n = policy.halfOpenProbes;
+      const next: BreakerRecord = {
+        ...current,
+        probeSuccesses: current.probeSuccesses + (input.ok ? 1 : 0),
+        probeFailures: current.probeFailures + (input.ok ? 0 : 1),
+        probeSlow: current.probeSlow + (input.ok && input.slow ? 1 : 0),
+      };
+      const detail = input.detail ? ` (last: ${input.detail})` : "";
+      if (next.probeFailures / n >= policy.failureRateThreshold) {
         return moveTo(
           current,
           "open",
           now,
-          `half-open probe ${what}${input.detail ? `: ${input.detail}` : ""}`,
+          `half-open probes: ${next.probeFailures} of ${n} failed${detail}`,
           policy,
         );
       }
-      const successes = current.probeSuccesses + 1;
-      if (successes >= policy.halfOpenProbes) {
+      if (next.probeSlow / n >= policy.slowCallRateThreshold) {
+        return moveTo(
+          current,
+          "open",
+          now,
+          `half-open probes: ${next.probeSlow} of ${n} were slow${detail}`,
+          policy,
+        );
+      }
+      if (next.probeSuccesses + next.probeFailures >= n) {
         return moveTo(
           current,
           "closed",
           now,
-          `${successes} half-open probe(s) succeeded`,
+          `${n} half-open probe(s) reported: ${next.probeFailures} failed, ${next.probeSlow} slow`,
           policy,
         );
       }
-      return { record: { ...current, probeSuccesses: successes }, changed: true };
+      return { record: next, changed: true };
     }
   }
 }

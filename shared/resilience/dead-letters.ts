@@ -99,6 +99,11 @@ export interface ErrorClass {
   permanent: boolean;
   /** The adapter could not be reached: network error, timeout, 502/503/504. */
   connection: boolean;
+  /**
+   * The adapter is up but shedding load (ws-fanout's 503 `busy`: "the events
+   * stay pending in the outbox"): retrying at once only adds load.
+   */
+  busy: boolean;
 }
 
 /**
@@ -106,14 +111,17 @@ export interface ErrorClass {
  * network error's message). 400 and 413 are permanent (the same request will
  * fail again); 401/403/404 are configuration problems an operator fixes, so
  * they are retried; anything without an HTTP status, and 502/503/504, are
- * connection failures. Pure.
+ * connection failures — except a 503 whose error code is `busy` (ws-fanout
+ * shedding relays), which is backpressure. Pure.
  */
 export function classifyDeliveryError(error: string): ErrorClass {
   const m = /^HTTP (\d{3})\b/.exec(error);
-  if (!m) return { permanent: false, connection: true };
+  if (!m) return { permanent: false, connection: true, busy: false };
   const status = Number(m[1]);
+  const busy = status === 503 && /"code"\s*:\s*"busy"/.test(error);
   return {
     permanent: status === 400 || status === 413 || status === 422,
-    connection: status === 502 || status === 503 || status === 504,
+    connection: !busy && (status === 502 || status === 503 || status === 504),
+    busy,
   };
 }

@@ -150,9 +150,14 @@ export function createResilientRelay(options: ResilientRelayOptions): ResilientR
       const result = await retryWithBackoff(attempt, {
         settings: settings.retry,
         random,
-        shouldRetry: (o) =>
-          o.failed > 0 && !classifyDeliveryError(o.error ?? "").permanent && !closed &&
-          options.board.current().breakers.websocket.state === "closed",
+        // Not for a permanent error, nor for backpressure (ws-fanout keeps
+        // the rows pending and drains them), nor once the breaker opened.
+        shouldRetry: (o) => {
+          if (o.failed === 0 || closed) return false;
+          const kind = classifyDeliveryError(o.error ?? "");
+          return !kind.permanent && !kind.busy &&
+            options.board.current().breakers.websocket.state === "closed";
+        },
       });
       outcome = result.result;
       report.attempts = result.attempts;

@@ -52,7 +52,8 @@ export async function resetResilience(sql: postgres.Sql): Promise<void> {
   await sql`
     update cutover.breaker_state set state = 'closed', version = version + 1, since = now(),
       open_until = null, closed_at = null, window_from = now(), probes_admitted = 0,
-      probe_successes = 0, reason = 'test reset', conn_failures = 0,
+      probe_successes = 0, probe_failures = 0, probe_slow = 0, reason = 'test reset',
+      conn_failures = 0,
       conn_failures_first_at = null, conn_failures_last_at = null`;
   await sql`delete from cutover.fault_injections`;
   await sql`delete from cutover.rollback_watch`;

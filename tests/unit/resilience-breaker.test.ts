@@ -374,10 +374,25 @@ describe("stepBreaker: the transition table", () => {
       expect: { openUntil: T0 + 30_000 },
     },
     {
-      name: "half-open, a slow probe → open again",
+      name: "half-open, one slow probe of five is tolerated (20 % < 50 %)",
       from: { state: "half_open", probesAdmitted: 1 },
       input: { type: "outcome", now: T0, ok: true, slow: true, admitted: true },
+      to: "half_open",
+      transition: false,
+      expect: { probeSuccesses: 1, probeSlow: 1 },
+    },
+    {
+      name: "half-open, the third slow probe of five → open again (60 % >= 50 %)",
+      from: { state: "half_open", probesAdmitted: 4, probeSuccesses: 3, probeSlow: 2 },
+      input: { type: "outcome", now: T0, ok: true, slow: true, admitted: true },
       to: "open",
+      transition: true,
+    },
+    {
+      name: "half-open, all five reported with two slow → closed",
+      from: { state: "half_open", probesAdmitted: 5, probeSuccesses: 4, probeSlow: 2 },
+      input: { type: "outcome", now: T0, ok: true, slow: false, admitted: true },
+      to: "closed",
       transition: true,
     },
     {
@@ -395,6 +410,14 @@ describe("stepBreaker: the transition table", () => {
       to: "half_open",
       transition: false,
       expect: { probesAdmitted: 5, probeSuccesses: 1 },
+    },
+    {
+      name: "half-open, a stale permit (nothing outstanding) takes a free slot instead",
+      from: { state: "half_open", probesAdmitted: 2, probeSuccesses: 2 },
+      input: { type: "outcome", now: T0, ok: true, slow: false, admitted: true },
+      to: "half_open",
+      transition: false,
+      expect: { probesAdmitted: 3, probeSuccesses: 3 },
     },
     {
       name: "half-open, probes silent past the timeout are admitted again",
@@ -468,12 +491,13 @@ describe("stepBreaker: properties over random histories", () => {
     recoveryMs: fc.integer({ min: 1, max: 60_000 }),
   }).map((p) => ({ ...POLICY, ...p, probeTimeoutMs: Math.max(p.recoveryMs, 10_000) }));
 
-  it("moves only along the allowed edges, admits at most N probes, never allows while open, closes only after N clean probes", () => {
+  it("moves only along the allowed edges, admits at most N probes, never allows while open, judges the N probes like a window", () => {
     fc.assert(
       fc.property(history, policy, (steps, pol) => {
         let r = record();
         let now = T0;
-        let cleanProbes = 0;
+        // The model: the probes counted in the current half-open period.
+        let probes = { ok: 0, failed: 0, slow: 0 };
         for (const [dt, raw] of steps) {
           now += dt;
           const inp = { ...raw, now } as BreakerInput;
@@ -493,26 +517,44 @@ describe("stepBreaker: properties over random histories", () => {
           } else expect(r.state).toBe(before.state);
           // probes never exceed N
           expect(r.probesAdmitted).toBeLessThanOrEqual(pol.halfOpenProbes);
-          expect(r.probeSuccesses).toBeLessThanOrEqual(r.probesAdmitted);
+          expect(r.probeSuccesses + r.probeFailures).toBeLessThanOrEqual(r.probesAdmitted);
+          expect(r.probeSlow).toBeLessThanOrEqual(r.probeSuccesses);
           // nothing is allowed while open before the open period ends
           if (before.state === "open" && before.openUntil !== null && now < before.openUntil) {
             expect(step.permit === "allow" || step.permit === "probe").toBe(false);
             expect(r.state).toBe("open");
           }
           if (r.state === "open") expect(r.openUntil).not.toBeNull();
-          // a close needs N clean probes in a row since half-open began
+          // Half-open: N probes judged like a window (resilience4j).
+          const n = pol.halfOpenProbes;
           if (before.state === "half_open" && inp.type === "outcome") {
-            const outstanding = before.probesAdmitted > before.probeSuccesses;
-            const counted = (inp.admitted && outstanding) ||
-              before.probesAdmitted < pol.halfOpenProbes;
-            if (counted) cleanProbes = inp.ok && !inp.slow ? cleanProbes + 1 : 0;
+            const outstanding =
+              before.probesAdmitted > before.probeSuccesses + before.probeFailures;
+            const counted = (inp.admitted && outstanding) || before.probesAdmitted < n;
+            if (counted) {
+              probes = {
+                ok: probes.ok + (inp.ok ? 1 : 0),
+                failed: probes.failed + (inp.ok ? 0 : 1),
+                slow: probes.slow + (inp.ok && inp.slow ? 1 : 0),
+              };
+            }
           }
-          if (step.transition?.to === "half_open") cleanProbes = 0;
-          if (step.transition?.from === "half_open" && step.transition.to === "closed") {
-            expect(cleanProbes).toBeGreaterThanOrEqual(pol.halfOpenProbes);
-            expect(r.closedAt).toBe(now);
-            cleanProbes = 0;
+          const failing = probes.failed / n >= pol.failureRateThreshold;
+          const slowing = probes.slow / n >= pol.slowCallRateThreshold;
+          if (step.transition?.from === "half_open") {
+            if (step.transition.to === "closed") {
+              // every probe reported, both rates under their thresholds
+              expect(probes.ok + probes.failed).toBe(n);
+              expect(failing || slowing).toBe(false);
+              expect(r.closedAt).toBe(now);
+            } else expect(failing || slowing).toBe(true);
+          } else if (before.state === "half_open" && r.state === "half_open") {
+            expect(failing || slowing).toBe(false);
+            expect(r.probeSuccesses).toBe(probes.ok);
+            expect(r.probeFailures).toBe(probes.failed);
+            expect(r.probeSlow).toBe(probes.slow);
           }
+          if (step.transition) probes = { ok: 0, failed: 0, slow: 0 };
           // acquire always gets an answer; other inputs never do
           expect(step.permit !== undefined).toBe(inp.type === "acquire");
         }

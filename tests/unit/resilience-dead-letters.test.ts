@@ -128,18 +128,20 @@ describe("afterAttempt: the dead letter's state machine", () => {
 });
 
 describe("classifyDeliveryError", () => {
-  const table: [string, boolean, boolean][] = [
+  const table: [string, boolean, boolean, boolean?][] = [
     ["HTTP 400: invalid_relay", true, false],
     ["HTTP 413: too large", true, false],
     ["HTTP 401: unauthorized", false, false],
     ["HTTP 500: internal", false, false],
     ["HTTP 502: Function ws-fanout failed to answer", false, true],
     ["HTTP 503: Function ws-fanout is not running", false, true],
+    ['HTTP 503: {"error":{"code":"busy","message":"Too many relays waiting"}}', false, false, true],
+    ['HTTP 503: {"error":{"code":"database_unavailable"}}', false, true],
     ["HTTP 504: timeout", false, true],
     ["error sending request: Connection refused (os error 111)", false, true],
     ["The signal has been aborted", false, true],
   ];
-  for (const [error, permanent, connection] of table) {
-    it(error, () => expect(classifyDeliveryError(error)).toEqual({ permanent, connection }));
+  for (const [error, permanent, connection, busy = false] of table) {
+    it(error, () => expect(classifyDeliveryError(error)).toEqual({ permanent, connection, busy }));
   }
 });
