@@ -3,9 +3,10 @@
  * fanout relay (shared/fanout/relay.ts):
  *
  * 1. adaptive batching (batching.ts): committed events from every request of
- *    the instance join one batch, flushed by size or wait for the tier the
- *    instance's websocket event rate picks — one relay call carries many
- *    requests' events when busy, and a quiet instance waits at most 2 s;
+ *    the instance join one stream; while few relays are in flight they go at
+ *    once, beyond that they accumulate up to the size and wait of the tier
+ *    the instance's websocket event rate picks — one relay call carries many
+ *    requests' events when busy, a lone event is not delayed;
  * 2. the websocket breaker (board.ts): while it is open the batch is not sent
  *    but deferred to the dead-letter queue, due when the open period ends;
  *    while half-open only a probe permit sends it;

@@ -402,9 +402,17 @@ describe("a function stopped or killed mid-batch", () => {
     "a graceful stop of ingest flushes its relay batches before it exits",
     { timeout: 60_000 },
     async () => {
-      // A quiet stream waits up to 2 s per batch: stop ingest while batches are waiting.
-      const acked = await load("critical", 3, 2, 50);
+      // Relays take 1.5 s: a few are in flight, the rest accumulate in the
+      // batch behind them — then ingest is stopped (SIGTERM → beforeunload).
+      await sql`insert into cutover.fault_injections (name, function_name, path_prefix, delay_ms)
+        values ('slow-relay', 'ws-fanout', '/ws-fanout/relay', 1500)`;
+      await new Promise((r) => setTimeout(r, 1_000));
+      const acked = await load("critical", 10, 2, 20);
+      const [before] = await sql<{ n: number }[]>`select count(*)::int as n
+        from cutover.ws_delivery_ledger where event_id = any (${acked.map((a) => a.id)}::uuid[])`;
+      expect(before!.n).toBeLessThan(acked.length);
       expect(await control(stack.info, "functions/ingest/stop")).toBe(200);
+      await sql`delete from cutover.fault_injections`;
       try {
         const ids = acked.map((a) => a.id);
         // Relayed during the shutdown itself: no drain, no dlq-retry ran.
