@@ -5,7 +5,6 @@
  * and the integration tests both run.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import postgres from "postgres";
 import { createFunctionInstance, type FunctionInstance } from "./functions.ts";
@@ -19,6 +18,9 @@ import { dashboardDist, ensureDashboardBuilt } from "./dashboard-build.ts";
 import { createControlMount } from "./control.ts";
 import { type Scheduler, startScheduler } from "./scheduler.ts";
 import { applyRealtimeBootstrap, startLocalRealtime } from "./realtime/server.ts";
+import { freePort, portProblem } from "./ports.ts";
+
+export { freePort, portProblem };
 
 export interface StackPorts {
   api: number;
@@ -71,30 +73,6 @@ const SETTING_PREFIXES = [
 ];
 
 export const DEFAULT_PORTS: StackPorts = { api: 54321, db: 54322, dashboard: 54323 };
-
-/** Resolves with an error message when `port` cannot be bound on loopback. */
-export function portProblem(port: number, what: string): Promise<string | null> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once(
-      "error",
-      () => resolve(`Port ${port} (${what}) is already in use. Free it or choose another port.`),
-    );
-    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(null)));
-  });
-}
-
-/** A free loopback port chosen by the OS. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function isAlive(pid: number): boolean {
   try {

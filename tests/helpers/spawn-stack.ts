@@ -7,7 +7,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort, type StackInfo } from "../../local/stack.ts";
+import { freePort } from "../../local/ports.ts";
+import type { StackInfo } from "../../local/stack.ts";
 import { repoRoot } from "../../local/toolchain.ts";
 
 export interface SpawnedStack {

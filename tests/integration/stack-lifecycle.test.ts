@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort } from "../../local/stack.ts";
+import { freePort } from "../../local/ports.ts";
 import { repoRoot } from "../../local/toolchain.ts";
 import { makeEvent } from "../helpers/events.ts";
 import { alive, descendants } from "../helpers/processes.ts";

@@ -12,7 +12,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyMigrations, listMigrations } from "../../local/migrate.ts";
 import { type LocalPostgres, startPostgres } from "../../local/postgres.ts";
-import { freePort } from "../../local/stack.ts";
+import { freePort } from "../../local/ports.ts";
 import { repoRoot } from "../../local/toolchain.ts";
 
 const run = promisify(execFile);
