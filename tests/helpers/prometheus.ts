@@ -89,7 +89,8 @@ export function parseExposition(text: string): Map<string, ParsedFamily> {
       families.set(name!, fam);
       return;
     }
-    const m = new RegExp(`^(${NAME})(\\{(.*)\\})? (\\S+)(?: (-?\\d+))?$`).exec(raw);
+    // dotAll: label values may hold U+2028/U+2029, which `.` would not match.
+    const m = new RegExp(`^(${NAME})(\\{(.*)\\})? (\\S+)(?: (-?\\d+))?$`, "s").exec(raw);
     if (!m) throw new Error(`line ${n}: not a sample line: ${JSON.stringify(raw)}`);
     const [, name, , labelText, valueText] = m;
     const labels: Record<string, string> = {};
