@@ -22,7 +22,6 @@ import { cors } from "hono/cors";
 import type { ConfigSource } from "../config/source.ts";
 import { isTransientDbError } from "../db/client.ts";
 import { CATEGORIES } from "../events/schema.ts";
-import { bearerToken, safeEqual } from "../http/auth.ts";
 import { readBodyText } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
 import type { IngestLimits } from "../ingest/limits.ts";
@@ -41,6 +40,7 @@ import {
 } from "./changes.ts";
 import { explainEvent } from "./explain.ts";
 import type { FlagStore, WriteOutcome } from "./store.ts";
+import { serviceRoleOnly } from "../http/service-role.ts";
 
 export interface FlagsDeps {
   store: FlagStore;
@@ -74,26 +74,7 @@ export function createFlagsApp(deps: FlagsDeps): Hono {
     }),
   );
 
-  // The gateway has verified the JWT's signature (verify_jwt); any project
-  // JWT passes that, so this function also insists on the service-role key.
-  app.use("*", async (c, next) => {
-    const token = bearerToken(c.req.raw);
-    if (!token) {
-      return errorResponse(
-        401,
-        "unauthorized",
-        "The flags API needs the service-role key (Authorization: Bearer <key>)",
-      );
-    }
-    if (!safeEqual(token, deps.serviceRoleKey)) {
-      return errorResponse(
-        403,
-        "forbidden",
-        "The flags API is for the service role only; this token is not the service-role key",
-      );
-    }
-    await next();
-  });
+  app.use("*", serviceRoleOnly(deps.serviceRoleKey, "The flags API"));
 
   app.get("/", async () => Response.json(await deps.store.read()));
 

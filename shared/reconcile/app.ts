@@ -31,12 +31,12 @@ import { cors } from "hono/cors";
 import { z } from "zod";
 import { isTransientDbError, type Sql } from "../db/client.ts";
 import { CATEGORIES, describeZodError } from "../events/schema.ts";
-import { bearerToken, safeEqual } from "../http/auth.ts";
 import { readBodyText } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
 import { FINDING_TYPES } from "./findings.ts";
 import { type ReconcileDeps, runReconcile } from "./run.ts";
 import { listAlerts, listFindings, listRuns, readStatus } from "./store.ts";
+import { serviceRoleOnly } from "../http/service-role.ts";
 
 export interface ReconcileAppDeps extends ReconcileDeps {
   sql: Sql;
@@ -108,26 +108,7 @@ export function createReconcileApp(deps: ReconcileAppDeps): Hono {
     }),
   );
 
-  // The gateway has verified the JWT (verify_jwt); any project JWT passes
-  // that, so the function also insists on the service-role key.
-  app.use("*", async (c, next) => {
-    const token = bearerToken(c.req.raw);
-    if (!token) {
-      return errorResponse(
-        401,
-        "unauthorized",
-        "reconcile needs the service-role key (Authorization: Bearer <key>)",
-      );
-    }
-    if (!safeEqual(token, deps.serviceRoleKey)) {
-      return errorResponse(
-        403,
-        "forbidden",
-        "reconcile is for the service role only; this token is not the service-role key",
-      );
-    }
-    await next();
-  });
+  app.use("*", serviceRoleOnly(deps.serviceRoleKey, "reconcile"));
 
   app.post("/", async (c) => {
     const body = await readRunBody(c.req.raw);

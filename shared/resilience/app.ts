@@ -24,7 +24,6 @@ import { isTransientDbError, type Sql } from "../db/client.ts";
 import { ADAPTERS } from "../events/schema.ts";
 import type { FanoutRelay } from "../fanout/relay.ts";
 import type { FlagStore } from "../flags/store.ts";
-import { bearerToken, safeEqual } from "../http/auth.ts";
 import { readBodyText } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
 import { breakerPolicy } from "./breaker.ts";
@@ -38,6 +37,7 @@ import {
 } from "./dead-letter-store.ts";
 import { runDeadLetterRetry } from "./dlq-run.ts";
 import { runResilienceWatch } from "./watch.ts";
+import { serviceRoleOnly } from "../http/service-role.ts";
 
 export interface DlqRetryDeps {
   sql: Sql;
@@ -127,20 +127,7 @@ export function createDlqRetryApp(deps: DlqRetryDeps): Hono {
   const log = deps.log ?? ((line: string) => console.error(line));
   const app = new Hono().basePath("/dlq-retry");
 
-  app.use("*", async (c, next) => {
-    const token = bearerToken(c.req.raw);
-    if (!token) {
-      return errorResponse(
-        401,
-        "unauthorized",
-        "dlq-retry needs the service-role key (Authorization: Bearer <key>)",
-      );
-    }
-    if (!safeEqual(token, deps.serviceRoleKey)) {
-      return errorResponse(403, "forbidden", "dlq-retry is for the service role only");
-    }
-    await next();
-  });
+  app.use("*", serviceRoleOnly(deps.serviceRoleKey, "dlq-retry"));
 
   app.post("/", async (c) => {
     const body = await jsonBody(c.req.raw, triggerSchema, {});
