@@ -61,9 +61,13 @@ describe("semanticDifference", () => {
   });
 
   it("numbersClose is symmetric and scale-free", () => {
+    // Normal doubles only: scaling a subnormal by 1000 is not exact, so
+    // "scale-free" cannot hold for them (and no metric lives down there).
+    const normal = fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e12, max: 1e12 })
+      .filter((x) => x === 0 || Math.abs(x) >= 1e-300);
     fc.assert(fc.property(
-      fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e12, max: 1e12 }),
-      fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e12, max: 1e12 }),
+      normal,
+      normal,
       fc.constantFrom(0, 1e-6, 0.001, 0.05),
       (a, b, tol) => {
         expect(numbersClose(a, b, tol)).toBe(numbersClose(b, a, tol));
