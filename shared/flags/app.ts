@@ -20,10 +20,10 @@
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { ConfigSource } from "../config/source.ts";
-import { isTransientDbError } from "../db/client.ts";
 import { CATEGORIES } from "../events/schema.ts";
 import { readBodyText } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
+import { answerFallbacks } from "../http/fallbacks.ts";
 import type { IngestLimits } from "../ingest/limits.ts";
 import { parseAuditQuery } from "./audit-query.ts";
 import {
@@ -161,32 +161,7 @@ export function createFlagsApp(deps: FlagsDeps): Hono {
     );
   }
 
-  app.notFound((c) =>
-    errorResponse(
-      404,
-      "not_found",
-      `No such flags endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`,
-    )
-  );
-
-  app.onError((error) => {
-    if (isTransientDbError(error)) {
-      log(`flags: database unavailable: ${error.message}`);
-      return errorResponse(
-        503,
-        "database_unavailable",
-        "The database is unavailable; nothing was changed. Retry later.",
-        {},
-        { "retry-after": "5" },
-      );
-    }
-    log(`flags: failed: ${error.stack ?? error}`);
-    return errorResponse(
-      500,
-      "internal_error",
-      "The request failed unexpectedly; nothing was changed.",
-    );
-  });
+  answerFallbacks(app, { name: "flags", log, outcome: "Nothing was changed." });
 
   async function write(
     req: Request,

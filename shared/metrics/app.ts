@@ -25,10 +25,11 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { decodeJwt } from "jose";
 import { z } from "zod";
-import { isTransientDbError, type Sql } from "../db/client.ts";
+import type { Sql } from "../db/client.ts";
 import { describeZodError } from "../events/schema.ts";
 import { bearerToken, safeEqual, verifySupabaseJwt } from "../http/auth.ts";
 import { errorResponse } from "../http/errors.ts";
+import { answerFallbacks } from "../http/fallbacks.ts";
 import { buildFamilies, RECONCILE_GAUGE_WINDOW_S } from "./exposition.ts";
 import { EXPOSITION_CONTENT_TYPE, formatExposition } from "./prometheus.ts";
 import { readPipelineState } from "./state.ts";
@@ -114,28 +115,7 @@ export function createMetricsApp(deps: MetricsDeps): Hono {
     );
   }
 
-  app.notFound((c) =>
-    errorResponse(
-      404,
-      "not_found",
-      `No such metrics endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`,
-    )
-  );
-
-  app.onError((error) => {
-    if (isTransientDbError(error)) {
-      log(`metrics: database unavailable: ${error.message}`);
-      return errorResponse(
-        503,
-        "database_unavailable",
-        "The database is unavailable; retry later",
-        {},
-        { "retry-after": "5" },
-      );
-    }
-    log(`metrics: failed: ${error.stack ?? error}`);
-    return errorResponse(500, "internal_error", "Reading the metrics failed unexpectedly");
-  });
+  answerFallbacks(app, { name: "metrics", log });
 
   /** Null when the caller may read metrics, else the 401/403 answer. */
   async function refuse(req: Request): Promise<Response | null> {

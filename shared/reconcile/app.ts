@@ -29,10 +29,11 @@
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { z } from "zod";
-import { isTransientDbError, type Sql } from "../db/client.ts";
+import type { Sql } from "../db/client.ts";
 import { CATEGORIES, describeZodError } from "../events/schema.ts";
 import { readBodyText } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
+import { answerFallbacks } from "../http/fallbacks.ts";
 import { FINDING_TYPES } from "./findings.ts";
 import { type ReconcileDeps, runReconcile } from "./run.ts";
 import { listAlerts, listFindings, listRuns, readStatus } from "./store.ts";
@@ -183,28 +184,7 @@ export function createReconcileApp(deps: ReconcileAppDeps): Hono {
       ));
   }
 
-  app.notFound((c) =>
-    errorResponse(
-      404,
-      "not_found",
-      `No such reconcile endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`,
-    )
-  );
-
-  app.onError((error) => {
-    if (isTransientDbError(error)) {
-      log(`reconcile: database unavailable: ${error.message}`);
-      return errorResponse(
-        503,
-        "database_unavailable",
-        "The database is unavailable; nothing was done. Retry later.",
-        {},
-        { "retry-after": "10" },
-      );
-    }
-    log(`reconcile: failed: ${error.stack ?? error}`);
-    return errorResponse(500, "internal_error", "The request failed unexpectedly.");
-  });
+  answerFallbacks(app, { name: "reconcile", log, outcome: "Nothing was done.", retryAfterS: 10 });
 
   return app;
 }

@@ -20,12 +20,13 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { ConfigSource } from "../config/source.ts";
-import { isTransientDbError, type Sql } from "../db/client.ts";
+import type { Sql } from "../db/client.ts";
 import { ADAPTERS } from "../events/schema.ts";
 import type { FanoutRelay } from "../fanout/relay.ts";
 import type { FlagStore } from "../flags/store.ts";
 import { readBodyText } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
+import { answerFallbacks } from "../http/fallbacks.ts";
 import { breakerPolicy } from "./breaker.ts";
 import type { BreakerBoard } from "./board.ts";
 import { applyBreakerInput, readBreakers, readTransitions } from "./breaker-store.ts";
@@ -270,30 +271,7 @@ export function createDlqRetryApp(deps: DlqRetryDeps): Hono {
     });
   });
 
-  app.notFound((c) =>
-    errorResponse(
-      404,
-      "not_found",
-      `No such dlq-retry endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`,
-    )
-  );
-
-  app.onError((error) => {
-    if (isTransientDbError(error)) {
-      log(`dlq-retry: database unavailable: ${error.message}`);
-      return errorResponse(
-        503,
-        "database_unavailable",
-        "The database is unavailable; retry later.",
-        {},
-        {
-          "retry-after": "5",
-        },
-      );
-    }
-    log(`dlq-retry: failed: ${error.stack ?? error}`);
-    return errorResponse(500, "internal_error", "The request failed unexpectedly.");
-  });
+  answerFallbacks(app, { name: "dlq-retry", log });
 
   return app;
 }
