@@ -4,7 +4,14 @@
  * developer's own stack is running.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePort } from "../../local/ports.ts";
@@ -28,6 +35,8 @@ export interface SpawnOptions {
   extraArgs?: string[];
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Also append the stack's output to this file (kept after the run, for diagnosing failures). */
+  logFile?: string;
 }
 
 /** Spawns `tsx local/main.ts` and resolves once `stack.json` is written. */
@@ -50,8 +59,18 @@ export async function spawnStack(options: SpawnOptions = {}): Promise<SpawnedSta
     ...(options.extraArgs ?? []),
   ], { cwd: repoRoot, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
-  child.stdout!.on("data", (d) => (output += d));
-  child.stderr!.on("data", (d) => (output += d));
+  let log: ReturnType<typeof createWriteStream> | undefined;
+  if (options.logFile) {
+    mkdirSync(path.dirname(options.logFile), { recursive: true });
+    log = createWriteStream(options.logFile, { flags: "w" });
+    child.once("exit", () => log!.end());
+  }
+  const collect = (d: Buffer) => {
+    output += d;
+    log?.write(d);
+  };
+  child.stdout!.on("data", collect);
+  child.stderr!.on("data", collect);
   const stackFile = path.join(stateDir, "stack.json");
   const deadline = Date.now() + (options.timeoutMs ?? 90_000);
   while (!existsSync(stackFile) || !output.includes("is running")) {

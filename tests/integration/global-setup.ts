@@ -3,6 +3,8 @@
  * file, stopped after the last. Tests reach it through `inject("stack")`.
  */
 import type { TestProject } from "vitest/node";
+import path from "node:path";
+import { repoRoot } from "../../local/toolchain.ts";
 import { removeStateDir, type SpawnedStack, spawnStack } from "../helpers/spawn-stack.ts";
 
 let stack: SpawnedStack | undefined;
@@ -12,6 +14,9 @@ export async function setup(project: TestProject): Promise<void> {
     extraArgs: ["--instances", "ws-fanout=2"],
     // The scheduler re-reads cutover.scheduled_jobs every 2 s instead of 30 s, so tests see edits quickly.
     env: { CUTOVER_SCHEDULER_RELOAD_MS: "2000" },
+    // Everything the stack printed (function logs included), for diagnosing a failed test;
+    // `.ci/run` prints its tail when `npm test` fails.
+    logFile: path.join(repoRoot, "test-results", "stack.log"),
   });
   project.provide("stack", {
     info: stack.info,
