@@ -169,15 +169,20 @@ export function openRaw(
   });
 }
 
-/** Resolves when `check()` holds; throws after `timeoutMs` with `what`. */
+/**
+ * Resolves when `check()` holds; throws after `timeoutMs` with `what` (a
+ * function is called then, so the message can say how far things got).
+ */
 export async function until(
   check: () => boolean,
-  what: string,
+  what: string | (() => string),
   timeoutMs = 15_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${typeof what === "string" ? what : what()}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -314,17 +314,23 @@ describe("ws-fanout: slow consumers", () => {
       let sent = 0;
       // The kernel's socket buffers absorb several MB before the server's own
       // queue grows; keep sending (up to ~100 MB) until the server cuts it off.
+      // The healthy client is checked after every request, so at most one request's worth
+      // (~0.9 MB) is ever in flight to it: far under the 4 MB cut-off even when this process
+      // is slow to read on a loaded machine.
+      let healthyClosed: { code: number; reason: string } | null = null;
+      void healthy.closed.then((c) => (healthyClosed = c));
       for (let i = 0; i < 110; i++) {
         await produce(info(), events(source, sent + 1, sent + perRequest, { data: { pad } }));
         sent += perRequest;
-        if (i % 5 === 4) {
-          await until(
-            () => healthy.delivered.length >= sent,
-            "the healthy client keeping up",
-            20_000,
-          );
-          if ((await connectionsOn(stalled.instance!)) < before) break;
-        }
+        await until(
+          () => healthy.delivered.length >= sent,
+          () =>
+            `the healthy client keeping up (${healthy.delivered.length}/${sent} delivered${
+              healthyClosed ? `, closed ${healthyClosed.code} ${healthyClosed.reason}` : ""
+            })`,
+          20_000,
+        );
+        if (i % 5 === 4 && (await connectionsOn(stalled.instance!)) < before) break;
       }
       await until(() => healthy.delivered.length >= sent, "the healthy client", 30_000);
       expect(seqs(healthy.delivered)).toEqual(range(1, sent));
