@@ -23,7 +23,7 @@ import { z } from "zod";
 import type { Sql } from "../db/client.ts";
 import { isTransientDbError } from "../db/client.ts";
 import { bearerToken, safeEqual, verifySupabaseJwt } from "../http/auth.ts";
-import { readBodyText } from "../http/body.ts";
+import { readJson } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
 import { createOutboxAppender, type OutboxAppender, RelayQueueFull } from "./appender.ts";
 import { createLedgerTail, type LedgerTail } from "./backplane.ts";
@@ -175,19 +175,9 @@ export function createFanoutService(deps: FanoutDeps): FanoutService {
     if (!isServiceRole(req)) {
       return errorResponse(401, "unauthorized", "The relay requires the service-role key");
     }
-    const body = await readBodyText(req, 256 * 1024);
+    const body = await readJson(req, 256 * 1024);
     if (!body.ok) return body.response;
-    let json: unknown;
-    try {
-      json = JSON.parse(body.text);
-    } catch (error) {
-      return errorResponse(
-        400,
-        "malformed_json",
-        `The body is not valid JSON: ${(error as Error).message}`,
-      );
-    }
-    const parsed = relayBodySchema.safeParse(json);
+    const parsed = relayBodySchema.safeParse(body.json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       return errorResponse(

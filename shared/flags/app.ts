@@ -21,7 +21,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { ConfigSource } from "../config/source.ts";
 import { CATEGORIES } from "../events/schema.ts";
-import { readBodyText } from "../http/body.ts";
+import { readJson } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
 import { answerFallbacks } from "../http/fallbacks.ts";
 import type { IngestLimits } from "../ingest/limits.ts";
@@ -124,7 +124,7 @@ export function createFlagsApp(deps: FlagsDeps): Hono {
   });
 
   app.post("/explain", async (c) => {
-    const body = await readJson(c.req.raw, deps.limits.maxRequestBytes);
+    const body = await readJson(c.req.raw, deps.limits.maxRequestBytes, { requireJsonType: true });
     if (!body.ok) return body.response;
     const outcome = await explainEvent(body.json, await deps.config.get(), deps.limits, now());
     if (!outcome.ok) {
@@ -170,7 +170,7 @@ export function createFlagsApp(deps: FlagsDeps): Hono {
   ): Promise<Response> {
     const actor = actorFrom(req.headers.get("x-cutover-actor"));
     if (!actor.ok) return invalid("invalid_actor", actor.error);
-    const body = await readJson(req, MAX_WRITE_BYTES);
+    const body = await readJson(req, MAX_WRITE_BYTES, { requireJsonType: true });
     if (!body.ok) return body.response;
     const request = parse(body.json);
     if (!request.ok) return invalid("invalid_body", request.error);
@@ -202,35 +202,4 @@ export function createFlagsApp(deps: FlagsDeps): Hono {
 
 function invalid(code: string, error: Invalid): Response {
   return errorResponse(400, code, error.message, { issues: error.issues });
-}
-
-async function readJson(
-  req: Request,
-  maxBytes: number,
-): Promise<{ ok: true; json: unknown } | { ok: false; response: Response }> {
-  const contentType = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  if (contentType !== "application/json") {
-    return {
-      ok: false,
-      response: errorResponse(
-        415,
-        "unsupported_media_type",
-        `Content-Type must be application/json, got "${contentType || "(none)"}"`,
-      ),
-    };
-  }
-  const body = await readBodyText(req, maxBytes);
-  if (!body.ok) return body;
-  try {
-    return { ok: true, json: JSON.parse(body.text) };
-  } catch (error) {
-    return {
-      ok: false,
-      response: errorResponse(
-        400,
-        "malformed_json",
-        `The body is not valid JSON: ${(error as Error).message}`,
-      ),
-    };
-  }
 }

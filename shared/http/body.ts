@@ -83,3 +83,58 @@ export async function readBodyText(req: Request, maxBytes: number): Promise<Body
     };
   }
 }
+
+export type JsonResult = { ok: true; json: unknown } | { ok: false; response: Response };
+
+export interface ReadJsonOptions {
+  /** Answer 415 unless Content-Type is application/json (an empty body allowed by `empty` is exempt). */
+  requireJsonType?: boolean;
+  /** The value an empty (or all-whitespace) body stands for; without it, an empty body is malformed JSON. */
+  empty?: unknown;
+}
+
+/**
+ * Reads `req`'s body as JSON within `maxBytes` (see readBodyText for 413/415/400
+ * on the bytes themselves): 415 for a wrong Content-Type when required, 400
+ * `malformed_json` with the parser's reason when the text is not JSON.
+ *
+ * @example
+ * const body = await readJson(req, 64 * 1024, { requireJsonType: true, empty: {} });
+ * if (!body.ok) return body.response;
+ */
+export async function readJson(
+  req: Request,
+  maxBytes: number,
+  options: ReadJsonOptions = {},
+): Promise<JsonResult> {
+  const body = await readBodyText(req, maxBytes);
+  if (!body.ok) return body;
+  if (options.empty !== undefined && body.text.trim() === "") {
+    return { ok: true, json: options.empty };
+  }
+  if (options.requireJsonType) {
+    const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type !== "application/json") {
+      return {
+        ok: false,
+        response: errorResponse(
+          415,
+          "unsupported_media_type",
+          `Content-Type must be application/json, got "${type || "(none)"}"`,
+        ),
+      };
+    }
+  }
+  try {
+    return { ok: true, json: JSON.parse(body.text) };
+  } catch (error) {
+    return {
+      ok: false,
+      response: errorResponse(
+        400,
+        "malformed_json",
+        `The body is not valid JSON: ${(error as Error).message}`,
+      ),
+    };
+  }
+}

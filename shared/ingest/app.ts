@@ -16,7 +16,7 @@ import type { ConfigSource } from "../config/source.ts";
 import { isTransientDbError, type Sql } from "../db/client.ts";
 import type { Adapter, StoredEvent } from "../events/schema.ts";
 import { bearerToken, type ProducerAuth } from "../http/auth.ts";
-import { readBodyText } from "../http/body.ts";
+import { readJson } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
 import { tallyIngest } from "../metrics/ingest.ts";
 import type { StatsRecorder } from "../metrics/recorder.ts";
@@ -148,19 +148,9 @@ export function createIngestApp(deps: IngestDeps): Hono {
       );
     }
 
-    const body = await readBodyText(req, deps.limits.maxRequestBytes);
+    const body = await readJson(req, deps.limits.maxRequestBytes);
     if (!body.ok) return body.response;
-    let json: unknown;
-    try {
-      json = JSON.parse(body.text);
-    } catch (error) {
-      return errorResponse(
-        400,
-        "malformed_json",
-        `The body is not valid JSON: ${(error as Error).message}`,
-      );
-    }
-    const shape = unpackBody(json, deps.limits);
+    const shape = unpackBody(body.json, deps.limits);
     if (!shape.ok) {
       const status = shape.code === "too_many_events" ? 413 : 400;
       return errorResponse(

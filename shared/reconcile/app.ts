@@ -31,7 +31,7 @@ import { cors } from "hono/cors";
 import { z } from "zod";
 import type { Sql } from "../db/client.ts";
 import { CATEGORIES, describeZodError } from "../events/schema.ts";
-import { readBodyText } from "../http/body.ts";
+import { readJson } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
 import { answerFallbacks } from "../http/fallbacks.ts";
 import { FINDING_TYPES } from "./findings.ts";
@@ -112,7 +112,8 @@ export function createReconcileApp(deps: ReconcileAppDeps): Hono {
   app.use("*", serviceRoleOnly(deps.serviceRoleKey, "reconcile"));
 
   app.post("/", async (c) => {
-    const body = await readRunBody(c.req.raw);
+    // An empty body means {}: pg_net and curl callers may send none.
+    const body = await readJson(c.req.raw, MAX_BODY_BYTES, { requireJsonType: true, empty: {} });
     if (!body.ok) return body.response;
     const parsed = runRequestSchema.safeParse(body.json);
     if (!parsed.success) {
@@ -204,39 +205,4 @@ function parseQuery<T extends z.ZodType>(
     ok: false,
     response: errorResponse(400, "invalid_query", describeZodError(parsed.error)),
   };
-}
-
-/**
- * The run request's JSON. An empty body means `{}` (pg_net and curl callers
- * may send none); a non-empty one must be `application/json`.
- */
-async function readRunBody(
-  req: Request,
-): Promise<{ ok: true; json: unknown } | { ok: false; response: Response }> {
-  const body = await readBodyText(req, MAX_BODY_BYTES);
-  if (!body.ok) return body;
-  if (body.text.trim() === "") return { ok: true, json: {} };
-  const contentType = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  if (contentType !== "application/json") {
-    return {
-      ok: false,
-      response: errorResponse(
-        415,
-        "unsupported_media_type",
-        `Content-Type must be application/json, got "${contentType || "(none)"}"`,
-      ),
-    };
-  }
-  try {
-    return { ok: true, json: JSON.parse(body.text) };
-  } catch (error) {
-    return {
-      ok: false,
-      response: errorResponse(
-        400,
-        "malformed_json",
-        `The body is not valid JSON: ${(error as Error).message}`,
-      ),
-    };
-  }
 }

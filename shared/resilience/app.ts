@@ -24,7 +24,7 @@ import type { Sql } from "../db/client.ts";
 import { ADAPTERS } from "../events/schema.ts";
 import type { FanoutRelay } from "../fanout/relay.ts";
 import type { FlagStore } from "../flags/store.ts";
-import { readBodyText } from "../http/body.ts";
+import { readJson } from "../http/body.ts";
 import { errorResponse } from "../http/errors.ts";
 import { answerFallbacks } from "../http/fallbacks.ts";
 import { breakerPolicy } from "./breaker.ts";
@@ -99,24 +99,9 @@ function invalid(error: z.ZodError): Response {
 }
 
 async function jsonBody<T>(req: Request, schema: z.ZodType<T>, empty: unknown): Promise<Parsed<T>> {
-  const body = await readBodyText(req, 64 * 1024);
+  const body = await readJson(req, 64 * 1024, { empty });
   if (!body.ok) return { ok: false, response: body.response };
-  let json: unknown = empty;
-  if (body.text.trim() !== "") {
-    try {
-      json = JSON.parse(body.text);
-    } catch (error) {
-      return {
-        ok: false,
-        response: errorResponse(
-          400,
-          "malformed_json",
-          `The body is not valid JSON: ${(error as Error).message}`,
-        ),
-      };
-    }
-  }
-  const parsed = schema.safeParse(json);
+  const parsed = schema.safeParse(body.json);
   return parsed.success
     ? { ok: true, value: parsed.data }
     : { ok: false, response: invalid(parsed.error) };
