@@ -23,18 +23,13 @@
  */
 import type { RealtimeChannel, SupabaseClient } from "@supabase/supabase-js";
 import { CATEGORIES, type Category } from "../events/constants.ts";
+// Types only: the dashboard bundles this module, and schema.ts's runtime values would pull in zod.
+import type { WireEvent } from "../events/schema.ts";
 import { DeliveredIds } from "./dedupe.ts";
 
 /** One event as the history API, the live table and broadcasts all carry it. */
-export interface MonitoringEvent {
+export interface MonitoringEvent extends WireEvent {
   seq: number;
-  id: string;
-  source: string;
-  sequence_id: number;
-  event_type: string;
-  category: Category;
-  timestamp: string;
-  data: Record<string, unknown>;
   checksum: string;
   checksum_alg: string;
   routes: string[];

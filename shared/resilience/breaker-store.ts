@@ -21,6 +21,7 @@ import {
   type BreakerRecord,
   type BreakerState,
   type BreakerStep,
+  initialBreakerRecord,
   stepBreaker,
 } from "./breaker.ts";
 import type { ConnectionFailures } from "./rollback.ts";
@@ -106,18 +107,9 @@ export async function readBreakers(
   for (const adapter of ADAPTERS) {
     // The migration seeds both rows; a missing one reads as a fresh closed breaker.
     breakers[adapter] ??= {
+      ...initialBreakerRecord(now),
       adapter,
-      state: "closed",
       version: -1,
-      since: now,
-      openUntil: null,
-      closedAt: null,
-      windowFrom: null,
-      probesAdmitted: 0,
-      probeSuccesses: 0,
-      probeFailures: 0,
-      probeSlow: 0,
-      reason: null,
       connectionFailures: { count: 0, firstAt: null, lastAt: null },
     };
   }

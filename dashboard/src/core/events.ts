@@ -4,7 +4,7 @@
  * events from Realtime and the history API also carry `seq`, the checksum,
  * the routes and `received_at`.
  */
-import type { Category } from "../../../shared/events/schema.ts";
+import type { Category, WireEvent } from "../../../shared/events/schema.ts";
 
 export type { Category };
 
@@ -24,14 +24,7 @@ export const PATHS: readonly Path[] = ["websocket", "realtime"];
 /** How a path delivered an event: live, or recovered from the history API to close a gap. */
 export type Delivery = "live" | "backfill";
 
-export interface DashboardEvent {
-  id: string;
-  source: string;
-  sequence_id: number;
-  event_type: string;
-  category: Category;
-  timestamp: string;
-  data: Record<string, unknown>;
+export interface DashboardEvent extends WireEvent {
   seq?: number;
   checksum?: string;
   checksum_alg?: string;
