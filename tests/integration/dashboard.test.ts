@@ -75,15 +75,48 @@ async function dashboardShare(
 }
 
 async function seenAt(page: Page, source: string, key: Seen, timeoutMs = 5000): Promise<number> {
-  const handle = await page.waitForFunction(
-    ([src, k]) => {
-      const w = globalThis as unknown as { __seen?: Record<string, Record<string, number>> };
-      return w.__seen?.[src]?.[k] ?? false;
-    },
-    [source, key] as const,
-    { timeout: timeoutMs, polling: 20 },
-  );
-  return (await handle.jsonValue()) as number;
+  try {
+    const handle = await page.waitForFunction(
+      ([src, k]) => {
+        const w = globalThis as unknown as { __seen?: Record<string, Record<string, number>> };
+        return w.__seen?.[src]?.[k] ?? false;
+      },
+      [source, key] as const,
+      { timeout: timeoutMs, polling: 20 },
+    );
+    return (await handle.jsonValue()) as number;
+  } catch (error) {
+    // Say how far it got: which paths delivered the source's events, and the links' states.
+    const state = await page.evaluate((src) => {
+      const w = globalThis as unknown as {
+        __seen?: Record<string, Record<string, number>>;
+        cutover: {
+          app: {
+            mode: string;
+            links: Record<string, { status: string; detail?: string } | undefined>;
+            store: { view: { event: { source: string }; seenAt: Record<string, number> }[] };
+          };
+        };
+      };
+      const app = w.cutover.app;
+      return {
+        mode: app.mode,
+        seen: w.__seen?.[src],
+        links: Object.fromEntries(
+          Object.entries(app.links).map((
+            [k, v],
+          ) => [k, v && { status: v.status, detail: v.detail }]),
+        ),
+        rows: app.store.view.filter((r) => r.event.source === src).map((r) =>
+          Object.keys(r.seenAt).join("+")
+        ),
+      };
+    }, source).catch((e) => `unreadable: ${(e as Error).message}`);
+    throw new Error(
+      `${source} not seen (${key}) within ${timeoutMs} ms; page state: ${JSON.stringify(state)}`,
+      { cause: error },
+    );
+  }
 }
 
 /**
