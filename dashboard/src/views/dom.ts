@@ -50,3 +50,22 @@ export function replaceChildren(el: Element, ...children: (Child | Child[])[]): 
 export function setText(el: Element, text: string): void {
   if (el.textContent !== text) el.textContent = text;
 }
+
+/**
+ * A table with a header row of column names and the given body; `caption`
+ * (read by screen readers only) names it when nothing visible does.
+ */
+export function dataTable(
+  props: Props,
+  columns: readonly string[],
+  body: HTMLTableSectionElement,
+  caption?: string,
+): HTMLTableElement {
+  return h(
+    "table",
+    props,
+    caption ? h("caption", { class: "sr-only" }, caption) : null,
+    h("thead", null, h("tr", null, columns.map((c) => h("th", { scope: "col" }, c)))),
+    body,
+  );
+}

@@ -23,7 +23,7 @@ import {
   type Snapshot,
 } from "../core/flag-edits.ts";
 import type { AuditEntry, AuditPage } from "../../../shared/flags/store.ts";
-import { h, replaceChildren } from "./dom.ts";
+import { dataTable, h, replaceChildren } from "./dom.ts";
 import { ago, dateTime, label } from "./format.ts";
 
 const QUICK_SETTINGS = [
@@ -468,25 +468,11 @@ export function mountFlags(app: Dashboard, root: HTMLElement, openSignIn: () => 
           `Stored values that fail validation (defaults used): ${s.problems.join("; ")}`,
         )
         : null,
-      h(
-        "table",
+      dataTable(
         { class: "grid flags-table" },
-        h(
-          "caption",
-          { class: "sr-only" },
-          "Category flags",
-        ),
-        h(
-          "thead",
-          null,
-          h(
-            "tr",
-            null,
-            ["category", "enabled", "percentage", "adapters", "delivery", "checksum", "changed"]
-              .map((t) => h("th", { scope: "col" }, t)),
-          ),
-        ),
+        ["category", "enabled", "percentage", "adapters", "delivery", "checksum", "changed"],
         h("tbody", null, CATEGORY_LIST.map((c) => categoryRow(s, c))),
+        "Category flags",
       ),
       h(
         "p",
@@ -525,20 +511,9 @@ export function mountFlags(app: Dashboard, root: HTMLElement, openSignIn: () => 
       auditBox,
       h("h2", { id: "audit-h" }, "Audit log"),
       auditError ? h("p", { class: "warn-text" }, auditError) : null,
-      audit.length === 0 ? h("p", { class: "muted" }, "No change recorded yet.") : h(
-        "table",
+      audit.length === 0 ? h("p", { class: "muted" }, "No change recorded yet.") : dataTable(
         { class: "grid audit-table" },
-        h(
-          "thead",
-          null,
-          h(
-            "tr",
-            null,
-            ["when", "who", "what", "change", "reason", "version"].map((t) =>
-              h("th", { scope: "col" }, t)
-            ),
-          ),
-        ),
+        ["when", "who", "what", "change", "reason", "version"],
         h(
           "tbody",
           null,

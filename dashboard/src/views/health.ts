@@ -15,7 +15,7 @@ import {
 } from "../metrics.ts";
 import { createChart } from "./chart.ts";
 import { CATEGORY_COLORS, PATH_COLORS, PATH_NAMES } from "./colors.ts";
-import { h, replaceChildren } from "./dom.ts";
+import { dataTable, h, replaceChildren } from "./dom.ts";
 import { ago, count, dateTime, duration, label, percent, rate } from "./format.ts";
 import { breakerTone } from "./kpis.ts";
 
@@ -169,18 +169,9 @@ export function mountHealth(app: Dashboard, metrics: MetricsPoller, root: HTMLEl
         ]),
       ),
       ops.length > 1
-        ? h(
-          "table",
+        ? dataTable(
           { class: "mini" },
-          h(
-            "thead",
-            null,
-            h(
-              "tr",
-              null,
-              ["operation", "calls", "failures", "p95"].map((c) => h("th", { scope: "col" }, c)),
-            ),
-          ),
+          ["operation", "calls", "failures", "p95"],
           h(
             "tbody",
             null,

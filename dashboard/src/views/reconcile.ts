@@ -8,7 +8,7 @@ import type { Dashboard } from "../app.ts";
 import { CATEGORY_LIST } from "../core/events.ts";
 import { type MetricsPoller, metricsProblem } from "../metrics.ts";
 import type { FindingRow, RunRow } from "../../../shared/reconcile/store.ts";
-import { h, replaceChildren } from "./dom.ts";
+import { dataTable, h, replaceChildren } from "./dom.ts";
 import { ago, count, dateTime, duration, label, percent } from "./format.ts";
 
 const FINDING_TYPES = [
@@ -126,20 +126,9 @@ export function mountReconcile(app: Dashboard, metrics: MetricsPoller, root: HTM
               } mismatch alert(s).`
               : "No run yet.",
           ),
-          h(
-            "table",
+          dataTable(
             { class: "grid", "data-table": "consistency" },
-            h(
-              "thead",
-              null,
-              h(
-                "tr",
-                null,
-                ["category", "judged", "matched", "mismatched", "consistency"].map((c) =>
-                  h("th", { scope: "col" }, c)
-                ),
-              ),
-            ),
+            ["category", "judged", "matched", "mismatched", "consistency"],
             h(
               "tbody",
               null,
@@ -207,20 +196,9 @@ export function mountReconcile(app: Dashboard, metrics: MetricsPoller, root: HTM
         ? h("p", { class: "muted" }, apiProblem(r.error, app.session.role))
         : r.data.runs.length === 0
         ? h("p", { class: "muted" }, "No run yet. Runs are scheduled every minute, or run one now.")
-        : h(
-          "table",
+        : dataTable(
           { class: "grid" },
-          h(
-            "thead",
-            null,
-            h(
-              "tr",
-              null,
-              ["run", "started", "status", "judged", "matched", "new findings", "lag", "took"].map((
-                c,
-              ) => h("th", { scope: "col" }, c)),
-            ),
-          ),
+          ["run", "started", "status", "judged", "matched", "new findings", "lag", "took"],
           h(
             "tbody",
             null,
@@ -263,20 +241,9 @@ export function mountReconcile(app: Dashboard, metrics: MetricsPoller, root: HTM
         ? h("p", { class: "muted" }, apiProblem(f.error, app.session.role))
         : f.data.findings.length === 0
         ? h("p", { class: "muted" }, "No findings match.")
-        : h(
-          "table",
+        : dataTable(
           { class: "grid" },
-          h(
-            "thead",
-            null,
-            h(
-              "tr",
-              null,
-              ["found", "type", "category", "source #seq", "event", "repaired", "details"].map((
-                c,
-              ) => h("th", { scope: "col" }, c)),
-            ),
-          ),
+          ["found", "type", "category", "source #seq", "event", "repaired", "details"],
           h(
             "tbody",
             null,
