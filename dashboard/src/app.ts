@@ -10,7 +10,7 @@
 import { type Api, createApi, type HistoryPage } from "./api.ts";
 import { AgreementTracker } from "./core/agreement.ts";
 import type { LinkState } from "./core/connection.ts";
-import type { Category, DashboardEvent, Delivery, Path } from "./core/events.ts";
+import type { DashboardEvent, Delivery, Path } from "./core/events.ts";
 import { LiveStore } from "./core/live.ts";
 import { RateMeter } from "./core/rates.ts";
 import { Ring } from "./core/ring.ts";
@@ -208,19 +208,11 @@ export class Dashboard {
   }
 
   async #startRealtime(generation: number, sink: SourceSink): Promise<void> {
-    let categoryModes: Partial<Record<Category, "postgres_changes" | "broadcast">> | undefined;
+    // Broadcasts go to private channels unless the flags say otherwise (readable by the service role).
     let privateChannels: boolean | undefined;
-    if (this.delivery === "auto" && this.session.role === "service_role") {
-      const flags = await this.api.get<{
-        categories: Record<Category, { delivery_mode: "postgres_changes" | "broadcast" }>;
-        settings: { broadcast_private?: boolean };
-      }>("flags");
-      if (flags.ok) {
-        categoryModes = Object.fromEntries(
-          Object.entries(flags.data.categories).map(([c, f]) => [c, f.delivery_mode]),
-        );
-        privateChannels = flags.data.settings.broadcast_private;
-      }
+    if (this.delivery !== "postgres_changes" && this.session.role === "service_role") {
+      const flags = await this.api.get<{ settings: { broadcast_private?: boolean } }>("flags");
+      if (flags.ok) privateChannels = flags.data.settings.broadcast_private;
     }
     if (generation !== this.#generation) return;
     // Resume a little before the last event this page saw, so a mode switch leaves no hole.
@@ -232,7 +224,6 @@ export class Dashboard {
         token: () => this.session.token(),
         history: this.history,
         delivery: this.delivery,
-        categoryModes,
         privateChannels,
         receivedSince,
         sink,

@@ -11,7 +11,13 @@
  * Modes (chosen per category in the flags):
  * - `postgres_changes`: INSERTs on public.monitoring_events_live;
  * - `broadcast`: channel `monitoring:<category>`, event `events`, payload
- *   `{ events: [...] }` (private channels by default).
+ *   `{ events: [...] }` (private channels by default);
+ * - `both`: listens both ways, each event delivered once. A subscriber that
+ *   must survive an operator switching a category's `delivery_mode` uses it:
+ *   ingest instances pick a switch up within their config refresh, so for a
+ *   moment events go out the old way, and afterwards only the new way. The
+ *   idle way costs a channel, not work per event (Postgres Changes authorise
+ *   only rows written, and a category in broadcast mode writes none).
  *
  * @example
  * const sub = subscribeMonitoringEvents({
@@ -56,9 +62,12 @@ export interface ConsumerState {
   backfilled: number;
 }
 
+/** How a consumer listens: one delivery mode, or both (see above). */
+export type ConsumerMode = "postgres_changes" | "broadcast" | "both";
+
 export interface SubscribeOptions {
   client: Pick<SupabaseClient, "channel" | "removeChannel">;
-  mode: "postgres_changes" | "broadcast";
+  mode: ConsumerMode;
   history: HistoryFetcher;
   onEvents: (events: MonitoringEvent[]) => void;
   onState?: (state: ConsumerState) => void;
@@ -185,7 +194,7 @@ export function subscribeMonitoringEvents(options: SubscribeOptions): Monitoring
     };
   }
 
-  if (options.mode === "postgres_changes") {
+  if (options.mode !== "broadcast") {
     const channel = options.client.channel(
       `monitoring-live-${Math.random().toString(36).slice(2)}`,
     );
@@ -203,7 +212,8 @@ export function subscribeMonitoringEvents(options: SubscribeOptions): Monitoring
       (payload: { new: Record<string, unknown> }) => deliver([normaliseEvent(payload.new)], false),
     );
     channels.push(channel);
-  } else {
+  }
+  if (options.mode !== "postgres_changes") {
     for (const category of categories) {
       const channel = options.client.channel(`monitoring:${category}`, {
         config: { private: options.privateChannels ?? true },

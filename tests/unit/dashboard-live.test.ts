@@ -17,7 +17,7 @@ import { LiveStore } from "../../dashboard/src/core/live.ts";
 import { RateMeter } from "../../dashboard/src/core/rates.ts";
 import { Ring } from "../../dashboard/src/core/ring.ts";
 import { linkFromClient } from "../../dashboard/src/sources/websocket.ts";
-import { subscriptionPlan } from "../../dashboard/src/sources/realtime.ts";
+import { consumerMode } from "../../dashboard/src/sources/realtime.ts";
 
 let n = 0;
 function event(over: Partial<DashboardEvent> = {}): DashboardEvent {
@@ -403,24 +403,10 @@ describe("connection indicator", () => {
   });
 });
 
-describe("Realtime subscription plan", () => {
-  it("follows the flags' delivery mode per category, or listens both ways when unknown", () => {
-    expect(subscriptionPlan("broadcast")).toEqual([
-      {
-        mode: "broadcast",
-        categories: ["critical", "performance", "user_activity", "system", "debug"],
-      },
-    ]);
-    expect(subscriptionPlan("auto").map((p) => p.mode)).toEqual(["postgres_changes", "broadcast"]);
-    expect(subscriptionPlan("auto", {
-      critical: "broadcast",
-      performance: "postgres_changes",
-      user_activity: "postgres_changes",
-      system: "broadcast",
-      debug: "postgres_changes",
-    })).toEqual([
-      { mode: "postgres_changes", categories: ["performance", "user_activity", "debug"] },
-      { mode: "broadcast", categories: ["critical", "system"] },
-    ]);
+describe("Realtime consumer mode", () => {
+  it("listens the chosen way, or both ways in auto (a delivery-mode switch loses nothing)", () => {
+    expect(consumerMode("broadcast")).toBe("broadcast");
+    expect(consumerMode("postgres_changes")).toBe("postgres_changes");
+    expect(consumerMode("auto")).toBe("both");
   });
 });

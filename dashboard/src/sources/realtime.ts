@@ -7,23 +7,21 @@
  * the WebSocket path only; this source keeps the ones routed to Realtime, so
  * Realtime mode shows what the Realtime path carries.
  *
- * Categories may use different delivery modes (the flags' `delivery_mode`):
- * in "auto" the source subscribes each category the way the flags say when
- * the viewer can read them, and otherwise listens both ways (the dashboard
- * drops the second copy by id).
+ * Categories may use different delivery modes (the flags' `delivery_mode`),
+ * and an operator may switch one at any time: in "auto" the source listens
+ * both ways (the consumer helper's `both` mode), so a switch loses nothing.
  *
  * supabase-js is loaded on demand, so WebSocket mode's first load does not
  * pay for it.
  */
 import type {
+  ConsumerMode,
   HistoryFetcher,
   MonitoringEvent,
 } from "../../../shared/realtime-consumer/subscribe.ts";
 import type { LinkState } from "../core/connection.ts";
-import { type Category, CATEGORY_LIST, type DashboardEvent } from "../core/events.ts";
+import { CATEGORY_LIST, type DashboardEvent } from "../core/events.ts";
 import type { HistoryReader, LiveSource, RealtimeDelivery, SourceSink } from "./types.ts";
-
-type Mode = "postgres_changes" | "broadcast";
 
 export interface RealtimeSourceOptions {
   apiUrl: string;
@@ -31,8 +29,6 @@ export interface RealtimeSourceOptions {
   token: () => string;
   history: HistoryReader;
   delivery: RealtimeDelivery;
-  /** Each category's delivery mode from the flags, when readable. */
-  categoryModes?: Partial<Record<Category, Mode>>;
   /** Start from events received after this time (ISO), e.g. the last one seen before a mode switch. */
   receivedSince?: string;
   /** Broadcast on private channels (the flags' `broadcast_private`; default true). */
@@ -43,24 +39,9 @@ export interface RealtimeSourceOptions {
 /** Realtime's reconnect schedule (supabase-js's default steps), observed so the indicator can count down. */
 const RECONNECT_STEPS_MS = [1_000, 2_000, 5_000, 10_000];
 
-/** Which categories to subscribe in which mode. */
-export function subscriptionPlan(
-  delivery: RealtimeDelivery,
-  categoryModes?: Partial<Record<Category, Mode>>,
-): { mode: Mode; categories: Category[] }[] {
-  if (delivery !== "auto") return [{ mode: delivery, categories: [...CATEGORY_LIST] }];
-  if (!categoryModes || CATEGORY_LIST.some((c) => !categoryModes[c])) {
-    return [
-      { mode: "postgres_changes", categories: [...CATEGORY_LIST] },
-      { mode: "broadcast", categories: [...CATEGORY_LIST] },
-    ];
-  }
-  const plan: { mode: Mode; categories: Category[] }[] = [];
-  for (const mode of ["postgres_changes", "broadcast"] as const) {
-    const categories = CATEGORY_LIST.filter((c) => categoryModes[c] === mode);
-    if (categories.length) plan.push({ mode, categories });
-  }
-  return plan;
+/** The consumer helper's mode for the chosen delivery: "auto" listens both ways. */
+export function consumerMode(delivery: RealtimeDelivery): ConsumerMode {
+  return delivery === "auto" ? "both" : delivery;
 }
 
 /** Starts subscribing; resolves once supabase-js is loaded (the subscriptions connect on their own). */
@@ -91,13 +72,12 @@ export async function startRealtimeSource(options: RealtimeSourceOptions): Promi
   // channels would join (and stay) as the anon key.
   await client.realtime.setAuth(token);
 
-  const plan = subscriptionPlan(options.delivery, options.categoryModes);
-  const states = plan.map(() => ({ status: "connecting", error: undefined as string | undefined }));
+  const mode = consumerMode(options.delivery);
+  let current: { status: string; error?: string } = { status: "connecting" };
 
   function report(): void {
     if (closed) return;
-    const statuses = states.map((s) => s.status);
-    const error = states.find((s) => s.error)?.error;
+    const { status, error } = current;
     let link: LinkState;
     if (error && /unauthori[sz]ed|permission/i.test(error)) {
       // Retrying will not help until the credential or the anon_read_enabled setting changes.
@@ -106,7 +86,7 @@ export async function startRealtimeSource(options: RealtimeSourceOptions): Promi
         status: "offline",
         detail: `not authorised to receive: sign in, or turn anon_read_enabled on (${error})`,
       };
-    } else if (statuses.includes("reconnecting")) {
+    } else if (status === "reconnecting") {
       link = {
         path: "realtime",
         status: "reconnecting",
@@ -114,16 +94,16 @@ export async function startRealtimeSource(options: RealtimeSourceOptions): Promi
         nextAttemptAt: nextAttemptAt && nextAttemptAt > Date.now() ? nextAttemptAt : undefined,
         detail: error,
       };
-    } else if (statuses.includes("connecting")) {
+    } else if (status === "connecting") {
       link = { path: "realtime", status: "connecting" };
-    } else if (statuses.includes("backfilling")) {
+    } else if (status === "backfilling") {
       link = { path: "realtime", status: "catching_up" };
-    } else if (statuses.every((s) => s === "live")) {
+    } else if (status === "live") {
       tries = 0;
       link = {
         path: "realtime",
         status: "connected",
-        server: plan.map((p) => p.mode.replace("_", " ")).join(" + "),
+        server: mode === "both" ? "postgres changes + broadcast" : mode.replace("_", " "),
       };
     } else {
       link = { path: "realtime", status: "offline", detail: error ?? "closed" };
@@ -131,49 +111,47 @@ export async function startRealtimeSource(options: RealtimeSourceOptions): Promi
     sink.link(link);
   }
 
-  const subscriptions = plan.map(({ mode, categories }, i) => {
-    // Ids the last history page returned: what the helper delivers from them is a backfill.
-    const fromHistory = new Set<string>();
-    const history: HistoryFetcher = async (query) => {
-      const page = await options.history({ ...query, categories: query.categories });
-      fromHistory.clear();
-      for (const e of page.events) fromHistory.add(e.id);
-      return page as { events: MonitoringEvent[]; next: typeof page.next };
-    };
-    return subscribeMonitoringEvents({
-      client,
-      mode,
-      categories,
-      history,
-      privateChannels: options.privateChannels ?? true,
-      receivedSince: options.receivedSince,
-      onEvents: (events) => {
-        const live: DashboardEvent[] = [];
-        const backfill: DashboardEvent[] = [];
-        for (const e of events) {
-          if (!fromHistory.has(e.id)) live.push(e);
-          // History holds every event; the Realtime path owes only those routed to it.
-          else if (e.routes.includes("realtime")) backfill.push(e);
-        }
-        if (live.length) sink.events(live, "realtime", "live");
-        if (backfill.length) sink.events(backfill, "realtime", "backfill");
-      },
-      onState: (state) => {
-        states[i] = { status: state.status, error: state.error };
-        report();
-      },
-    });
+  // Ids the last history page returned: what the helper delivers from them is a backfill.
+  const fromHistory = new Set<string>();
+  const history: HistoryFetcher = async (query) => {
+    const page = await options.history({ ...query, categories: query.categories });
+    fromHistory.clear();
+    for (const e of page.events) fromHistory.add(e.id);
+    return page as { events: MonitoringEvent[]; next: typeof page.next };
+  };
+  const subscription = subscribeMonitoringEvents({
+    client,
+    mode,
+    categories: [...CATEGORY_LIST],
+    history,
+    privateChannels: options.privateChannels ?? true,
+    receivedSince: options.receivedSince,
+    onEvents: (events) => {
+      const live: DashboardEvent[] = [];
+      const backfill: DashboardEvent[] = [];
+      for (const e of events) {
+        if (!fromHistory.has(e.id)) live.push(e);
+        // History holds every event; the Realtime path owes only those routed to it.
+        else if (e.routes.includes("realtime")) backfill.push(e);
+      }
+      if (live.length) sink.events(live, "realtime", "live");
+      if (backfill.length) sink.events(backfill, "realtime", "backfill");
+    },
+    onState: (state) => {
+      current = { status: state.status, error: state.error };
+      report();
+    },
   });
   report();
 
   return {
     path: "realtime",
     catchUp() {
-      for (const s of subscriptions) void s.catchUp();
+      void subscription.catchUp();
     },
     close() {
       closed = true;
-      for (const s of subscriptions) void s.close();
+      void subscription.close();
       void client.removeAllChannels().then(() => client.realtime.disconnect());
     },
   };

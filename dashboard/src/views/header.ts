@@ -42,7 +42,7 @@ export function mountHeader(app: Dashboard, root: HTMLElement, openSignIn: () =>
   const delivery = h(
     "select",
     { "aria-label": "Realtime delivery mode", title: "How the Realtime source subscribes" },
-    h("option", { value: "auto" }, "delivery as flagged"),
+    h("option", { value: "auto" }, "both delivery modes"),
     h("option", { value: "postgres_changes" }, "postgres_changes"),
     h("option", { value: "broadcast" }, "broadcast"),
   );
