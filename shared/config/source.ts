@@ -49,10 +49,13 @@ interface ConfigRow {
   rules: ClassificationRule[] | null;
 }
 
+/** How long an instance may use its cached config before checking the version again. */
+export const CONFIG_REFRESH_MS = 2000;
+
 /** Creates the cached source; nothing is read until the first get(). */
 export function createConfigSource(options: ConfigSourceOptions): ConfigSource {
   const { sql, defaults } = options;
-  const refreshMs = options.refreshMs ?? 2000;
+  const refreshMs = options.refreshMs ?? CONFIG_REFRESH_MS;
   const log = options.log ?? ((line: string) => console.error(line));
   const now = options.now ?? Date.now;
   let current: LoadedConfig | undefined;

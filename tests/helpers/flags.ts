@@ -1,6 +1,7 @@
 /** Changing flags directly in the database (as an operator's SQL would) and restoring them. */
 import type postgres from "postgres";
 import { builtInDefaults } from "../../shared/config/settings.ts";
+import { CONFIG_REFRESH_MS } from "../../shared/config/source.ts";
 import type { Category } from "../../shared/events/schema.ts";
 
 export async function setCategory(
@@ -28,19 +29,35 @@ export async function setSetting(sql: postgres.Sql, key: string, value: unknown)
   });
 }
 
-/** Puts every flag and setting back to the built-in defaults. */
-export async function restoreDefaults(sql: postgres.Sql): Promise<void> {
+/**
+ * Puts every flag and setting back to the built-in defaults; resolves with
+ * how many rows it changed (see settleConfig).
+ */
+export async function restoreDefaults(sql: postgres.Sql): Promise<number> {
   const d = builtInDefaults();
+  let changed = 0;
   for (const [category, f] of Object.entries(d.categories)) {
-    await sql`update cutover.category_flags set enabled = ${f.enabled}, percentage = ${f.percentage},
+    changed +=
+      (await sql`update cutover.category_flags set enabled = ${f.enabled}, percentage = ${f.percentage},
       adapters = ${f.adapters}, delivery_mode = ${f.delivery_mode}, checksum_alg = ${f.checksum_alg}
       where category = ${category} and (enabled, percentage, adapters, delivery_mode, checksum_alg)
-        is distinct from (${f.enabled}, ${f.percentage}::numeric, ${f.adapters}::text[], ${f.delivery_mode}, ${f.checksum_alg})`;
+        is distinct from (${f.enabled}, ${f.percentage}::numeric, ${f.adapters}::text[], ${f.delivery_mode}, ${f.checksum_alg})`)
+        .count;
   }
   for (const [key, value] of Object.entries(d.settings)) {
-    await sql`update cutover.settings set value = ${JSON.stringify(value)}::text::jsonb
-      where key = ${key} and value is distinct from ${JSON.stringify(value)}::text::jsonb`;
+    changed += (await sql`update cutover.settings set value = ${JSON.stringify(value)}::text::jsonb
+      where key = ${key} and value is distinct from ${JSON.stringify(value)}::text::jsonb`).count;
   }
+  return changed;
+}
+
+/**
+ * Waits until every function instance has seen the latest config: each
+ * re-checks the version at most CONFIG_REFRESH_MS after it last did, so a
+ * test that starts sooner may be routed by the previous flags.
+ */
+export function settleConfig(): Promise<void> {
+  return new Promise((r) => setTimeout(r, CONFIG_REFRESH_MS + 500));
 }
 
 /** Waits until `check` passes (polling), up to `timeoutMs`. */

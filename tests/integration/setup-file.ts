@@ -1,5 +1,6 @@
 /**
- * Runs before every integration file: the shared stack's circuit breakers
+ * Runs before every integration file: flags back at their defaults (and
+ * seen so by every function instance), the shared stack's circuit breakers
  * start closed, with a fresh judged window and no fault hook, whatever the
  * previous file did to ws-fanout or Postgres (a file that stops functions
  * can rightly open a breaker; the next file must not inherit it, as it does
@@ -9,6 +10,7 @@
  */
 import postgres from "postgres";
 import { afterAll, beforeAll, inject } from "vitest";
+import { restoreDefaults, settleConfig } from "../helpers/flags.ts";
 import { resetResilience } from "../helpers/resilience.ts";
 
 let since = 0;
@@ -21,6 +23,8 @@ beforeAll(async () => {
   const sql = connect();
   try {
     await resetResilience(sql);
+    // Flags too: a file starts from the defaults, as every function instance sees them.
+    if ((await restoreDefaults(sql)) > 0) await settleConfig();
     const [row] = await sql<{ id: string | null }[]>`
       select max(id) as id from cutover.breaker_transitions`;
     since = Number(row?.id ?? 0);
