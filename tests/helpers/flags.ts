@@ -31,7 +31,8 @@ export async function setSetting(sql: postgres.Sql, key: string, value: unknown)
 
 /**
  * Puts every flag and setting back to the built-in defaults; resolves with
- * how many rows it changed (see settleConfig).
+ * how many rows it changed. Function instances see the change within
+ * CONFIG_REFRESH_MS (see settleConfig).
  */
 export async function restoreDefaults(sql: postgres.Sql): Promise<number> {
   const d = builtInDefaults();
@@ -52,12 +53,17 @@ export async function restoreDefaults(sql: postgres.Sql): Promise<number> {
 }
 
 /**
- * Waits until every function instance has seen the latest config: each
- * re-checks the version at most CONFIG_REFRESH_MS after it last did, so a
- * test that starts sooner may be routed by the previous flags.
+ * Waits until every function instance has seen the latest config change:
+ * each re-checks the version at most CONFIG_REFRESH_MS after it last did, so
+ * a test that starts sooner may be routed by the previous flags. Returns at
+ * once when the last change (whoever made it) is older than that.
  */
-export function settleConfig(): Promise<void> {
-  return new Promise((r) => setTimeout(r, CONFIG_REFRESH_MS + 500));
+export async function settleConfig(sql: postgres.Sql): Promise<void> {
+  const [row] = await sql<{ ago_ms: number }[]>`
+    select (extract(epoch from clock_timestamp() - changed_at) * 1000)::float8 as ago_ms
+    from cutover.config_state`;
+  const wait = CONFIG_REFRESH_MS + 500 - (row?.ago_ms ?? Infinity);
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 }
 
 /** Waits until `check` passes (polling), up to `timeoutMs`. */

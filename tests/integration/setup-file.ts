@@ -23,8 +23,10 @@ beforeAll(async () => {
   const sql = connect();
   try {
     await resetResilience(sql);
-    // Flags too: a file starts from the defaults, as every function instance sees them.
-    if ((await restoreDefaults(sql)) > 0) await settleConfig();
+    // Flags too: a file starts from the defaults, as every function instance sees them
+    // (the previous file's own restore may be only milliseconds old).
+    await restoreDefaults(sql);
+    await settleConfig(sql);
     const [row] = await sql<{ id: string | null }[]>`
       select max(id) as id from cutover.breaker_transitions`;
     since = Number(row?.id ?? 0);
