@@ -88,8 +88,8 @@ export const MAX_CLAIM_PER_APPEND = 2_000;
  * events (no locks), builds each event's payload and checksum, then appends
  * those still pending and marks them delivered in one statement under the
  * append lock (cutover.append_ws_deliveries, migration
- * 20261123000220_ws_fanout_append_once.sql) — no transaction held open across
- * this client's work.
+ * 20261123000200_ws_fanout.sql) — no transaction held open across this
+ * client's work.
  *
  * With `{ keys }` (a relay) the candidates are those rows AND every older
  * pending row of the same sources (at most MAX_CLAIM_PER_APPEND), so that

@@ -54,18 +54,82 @@ create table if not exists cutover.ws_ledger_state (
 insert into cutover.ws_ledger_state (id) values (true) on conflict do nothing;
 
 -- ---------------------------------------------------------------------------
--- Appending: the one writer of the ledger
+-- Reading the outbox and appending: the one writer of the ledger
 -- ---------------------------------------------------------------------------
 
+-- Pending outbox rows with their events (event columns null when the event
+-- row no longer exists), without locking anything.
+-- p_keys null: the p_limit oldest pending rows (ws-fanout's drain).
+-- p_keys [{id, event_time}]: those rows AND every older pending row of the
+-- same sources (a relay: after an outage a source's backlog is appended
+-- before, or together with, its newer events), at most p_limit.
+-- Rows ws-fanout deferred itself (last_error 'fanout:…') wait for their
+-- next_attempt_at. PL/pgSQL so the plan (a join over every daily partition)
+-- is cached per connection instead of re-planned on every append.
+create or replace function cutover.read_ws_outbox(p_keys jsonb, p_limit integer)
+returns table (
+  event_id uuid, event_time timestamptz, source text, sequence_id bigint, event_type text,
+  category text, "timestamp" timestamptz, data jsonb, checksum_alg text)
+language plpgsql stable
+as $$
+#variable_conflict use_column
+begin
+  if p_keys is null then
+    return query
+    with pending as (
+      select o.event_id, o.event_time
+      from cutover.relay_outbox o
+      where o.status = 'pending'
+        and not (o.last_error like 'fanout:%' and o.next_attempt_at > now())
+      order by o.created_at, o.event_id
+      limit p_limit)
+    select p.event_id, p.event_time, e.source, e.sequence_id, e.event_type, e.category,
+           e."timestamp", e.data, e.checksum_alg
+    from pending p
+    left join lateral (
+      select m.source, m.sequence_id, m.event_type, m.category, m."timestamp", m.data, m.checksum_alg
+      from public.monitoring_events m
+      where m.id = p.event_id and m."timestamp" = p.event_time) e on true;
+  else
+    return query
+    with bound as (
+      select o.source, max(o.created_at) as upto
+      from cutover.relay_outbox o
+      join jsonb_to_recordset(p_keys) as k(id uuid, event_time timestamptz)
+        on o.event_id = k.id and o.event_time = k.event_time
+      where o.status = 'pending'
+      group by o.source
+    ), pending as (
+      select o.event_id, o.event_time
+      from cutover.relay_outbox o
+      join bound b on b.source = o.source and o.created_at <= b.upto
+      where o.status = 'pending'
+        and not (o.last_error like 'fanout:%' and o.next_attempt_at > now())
+      order by o.created_at, o.event_id
+      limit p_limit)
+    select p.event_id, p.event_time, e.source, e.sequence_id, e.event_type, e.category,
+           e."timestamp", e.data, e.checksum_alg
+    from pending p
+    left join lateral (
+      select m.source, m.sequence_id, m.event_type, m.category, m."timestamp", m.data, m.checksum_alg
+      from public.monitoring_events m
+      where m.id = p.event_id and m."timestamp" = p.event_time) e on true;
+  end if;
+end
+$$;
+
 -- Appends delivered events to the ledger and marks their outbox rows
--- delivered, in the caller's transaction, and NOTIFYs `cutover_ws_ledger`
--- with the new last cursor when it appended anything.
+-- delivered — only rows that are STILL pending, checked under the append
+-- lock — and NOTIFYs `cutover_ws_ledger` with the new last cursor when it
+-- appended anything. Meant to run as a statement of its own (autocommit), so
+-- the lock is released by the commit that ends the statement.
 --
 -- p_rows: [{event_id, event_time, source, sequence_id, event_type, category,
 --           payload, checksum, checksum_alg}] (ws-fanout computes payload and
--- checksum with shared/events/checksum.ts). Rows whose event is already in the
--- ledger are not appended again, but their outbox rows are still marked
--- delivered. Within one call, cursors follow (source, sequence_id).
+-- checksum with shared/events/checksum.ts). A row whose outbox row is no
+-- longer pending (another appender was first) is skipped; one whose event is
+-- already in the ledger is marked delivered but not appended again. Within
+-- one call, cursors follow (source, sequence_id).
 --
 -- Why an advisory lock: readers remember the highest cursor they have seen
 -- and ask for rows above it. With a plain sequence, transaction A could take
@@ -76,8 +140,8 @@ insert into cutover.ws_ledger_state (id) values (true) on conflict do nothing;
 -- cursors are always a gap-free prefix: a reader that has seen N has seen
 -- every row <= N, forever. (The alternative, filtering readers by
 -- pg_current_snapshot()/xmin, keeps appenders parallel but makes every reader
--- reason about in-flight transactions; appends are batched, so the serialized
--- section is short and the simpler rule wins.)
+-- reason about in-flight transactions; the serialized section is one short
+-- statement, so the simpler rule wins.)
 create or replace function cutover.append_ws_deliveries(p_rows jsonb, p_instance text default null)
 returns table (cursor bigint, event_id uuid, event_time timestamptz)
 language plpgsql
@@ -97,9 +161,16 @@ begin
       event_id uuid, event_time timestamptz, source text, sequence_id bigint, event_type text,
       category text, payload jsonb, checksum text, checksum_alg text)
     order by x.event_id, x.event_time
+  ), taken as (
+    update cutover.relay_outbox o
+    set status = 'delivered', delivered_at = now(), last_error = null
+    from input i
+    where o.event_id = i.event_id and o.event_time = i.event_time and o.status = 'pending'
+    returning o.event_id, o.event_time
   ), fresh as (
     select i.*, v_base + row_number() over (order by i.source, i.sequence_id, i.event_id) as n
     from input i
+    join taken t on t.event_id = i.event_id and t.event_time = i.event_time
     where not exists (
       select 1 from cutover.ws_delivery_ledger l
       where l.event_id = i.event_id and l.event_time = i.event_time)
@@ -118,11 +189,6 @@ begin
     update cutover.ws_ledger_state s set last_cursor = v_base + v_count where s.id;
     perform pg_notify('cutover_ws_ledger', (v_base + v_count)::text);
   end if;
-
-  update cutover.relay_outbox o
-  set status = 'delivered', delivered_at = now(), last_error = null
-  from jsonb_to_recordset(p_rows) as k(event_id uuid, event_time timestamptz)
-  where o.event_id = k.event_id and o.event_time = k.event_time and o.status = 'pending';
 end
 $$;
 
@@ -163,6 +229,7 @@ begin
 end
 $$;
 
+revoke all on function cutover.read_ws_outbox(jsonb, integer) from public;
 revoke all on function cutover.append_ws_deliveries(jsonb, text) from public;
 revoke all on function cutover.prune_ws_delivery_ledger(timestamptz) from public;
 grant select on cutover.ws_delivery_ledger, cutover.ws_ledger_state to service_role;
