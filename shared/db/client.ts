@@ -24,12 +24,36 @@ export function createSql(url: string, options: SqlOptions = {}): Sql {
   });
 }
 
+/**
+ * Error codes meaning the connection is gone or cannot be made: the socket
+ * layer's (a write after the server closed is EPIPE, "This socket has been
+ * ended by the other party"), postgres.js's own, and the server's
+ * admin_shutdown / crash_shutdown / cannot_connect_now / too_many_connections.
+ */
+const CONNECTION_ERROR_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01",
+  "57P02",
+  "57P03",
+  "53300",
+]);
+
 /** True when `error` means the database cannot be reached (as opposed to a query failing). */
 export function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: string } | null)?.code;
-  return code === "ECONNREFUSED" || code === "CONNECT_TIMEOUT" || code === "CONNECTION_CLOSED" ||
-    code === "CONNECTION_ENDED" || code === "CONNECTION_DESTROYED" || code === "ECONNRESET" ||
-    code === "57P01" || code === "57P02" || code === "57P03" || code === "53300";
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (typeof e?.code === "string" && CONNECTION_ERROR_CODES.has(e.code)) return true;
+  // Deno's node:net compatibility layer may raise the write-after-close error without its code.
+  return typeof e?.message === "string" && e.message.includes("ended by the other party");
 }
 
 /**
