@@ -149,11 +149,11 @@ export function connectFanout(options: FanoutClientOptions): FanoutClient {
 
   /** Detaches from a socket and closes it without waiting for its close handshake. */
   function abandon(ws: WebSocketLike): void {
-    ws.onopen =
-      ws.onmessage =
-      ws.onclose =
-      ws.onerror =
-        null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    // Still listening for errors: closing a socket that is not open yet makes
+    // Node's `ws` emit "closed before the connection was established", which
+    // without a listener would be an uncaught exception.
+    ws.onerror = () => {};
     try {
       ws.close(1000, "client reconnecting");
     } catch {

@@ -3,7 +3,7 @@
  * server (127.0.0.1, ephemeral port) that plays the server's side of the
  * protocol: resume, dedupe, rotation, backoff, watchdog, cursor errors.
  */
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import WS, { WebSocketServer } from "ws";
 import type { WireEvent } from "../../shared/events/schema.ts";
@@ -254,5 +254,34 @@ describe("fanout client", () => {
     connect(server, { token: () => `tok-${++n}` });
     await until(() => server.connections.length >= 2);
     expect(server.connections.map((u) => u.searchParams.get("token"))).toEqual(["tok-1", "tok-2"]);
+  });
+
+  it("closing while a connection attempt is still in flight raises nothing", async () => {
+    // A TCP server that accepts and never answers the upgrade: the socket stays CONNECTING.
+    const accepted: Socket[] = [];
+    const tcp = createServer((c) => accepted.push(c));
+    await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", () => r()));
+    cleanups.push(() =>
+      new Promise<void>((r) => {
+        for (const c of accepted) c.destroy();
+        tcp.close(() => r());
+      })
+    );
+    const uncaught: unknown[] = [];
+    const record = (e: unknown) => uncaught.push(e);
+    process.on("uncaughtException", record);
+    cleanups.push(() => process.off("uncaughtException", record));
+    const client = connectFanout({
+      url: `http://127.0.0.1:${(tcp.address() as AddressInfo).port}/functions/v1/ws-fanout`,
+      token: "tok",
+      WebSocket: WS,
+      onEvents: () => {},
+    });
+    await until(() => accepted.length === 1);
+    expect(client.state.status).toBe("connecting");
+    client.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(uncaught).toEqual([]);
+    expect(client.state.status).toBe("closed");
   });
 });
