@@ -433,16 +433,7 @@ export function windowMedianMs(window: AdapterCounts): number | null {
 }
 
 /** The recorder methods ingest reports its calls through. */
-export interface CallRecorder {
-  recordAdapterCall(
-    adapter: Adapter,
-    operation: string,
-    ok: boolean,
-    latencyMs: number,
-    events?: number,
-  ): void;
-  recordIngest(counts: Parameters<StatsRecorder["recordIngest"]>[0]): void;
-}
+export type CallRecorder = Pick<StatsRecorder, "recordAdapterCall" | "recordIngest">;
 
 /**
  * Passes every call to `recorder` and also tells the board about the calls
